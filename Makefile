@@ -1,0 +1,26 @@
+# Each target creates or reuses the virtual environment .venv in the repository root.
+# torch==2.13.0 is installed first: on a CPU machine pip finds the local CPU wheel, whereas a
+# bare `torch` requirement would pull several GB of CUDA wheels.
+VENV := .venv
+PY := $(VENV)/bin/python
+OUT ?= runs/demo
+
+.PHONY: demo test install clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/lafin-aug stats --dataset synthetic
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

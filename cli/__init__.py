@@ -1,0 +1,1 @@
+"""The `lafin-aug` command line: thin click commands over library calls."""

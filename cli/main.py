@@ -1,0 +1,36 @@
+"""`lafin-aug` command group."""
+from __future__ import annotations
+
+import json
+import logging
+
+import click
+
+from lafin_aug.data import READERS, open_dataset
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log every skipped record and more.")
+def main(verbose: bool) -> None:
+    """Landmark-guided face inpainting as augmentation for facial landmark detectors."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--dataset", "kind", type=click.Choice(list(READERS)), required=True)
+@click.option("--root", type=click.Path(), default=None, help="Dataset root (file for coco).")
+@click.option("--split", default="train", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def stats(kind: str, root: str | None, split: str, as_json: bool) -> None:
+    """Count faces, points per face, skipped records and image sizes of a dataset."""
+    summary = open_dataset(kind, root, split).describe()
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:>18}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The one reader interface: faces as (uint8 HxWx3 RGB image, float32 [P,2] landmarks, metadata)."""
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+OnError = Literal["skip", "raise"]
+
+#: Landmarks further than this fraction of the image size outside the image are rejected.
+OUTSIDE_TOLERANCE = 0.25
+
+
+class DatasetError(ValueError):
+    """A bad record: names the file (and line) and what was expected."""
+
+    def __init__(self, source: str | Path, problem: str, line: int | None = None, reason: str = "invalid"):
+        self.source = str(source)
+        self.line = line
+        self.problem = problem
+        self.reason = reason
+        where = f"{self.source}:{line}" if line is not None else self.source
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass
+class Face:
+    """One annotated face."""
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Record:
+    """A parsed annotation whose image has not been read yet."""
+
+    image_path: Path | None
+    landmarks: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    line: int | None = None
+
+
+@dataclass
+class SkipLog:
+    """Records skipped under the skip policy, counted by reason."""
+
+    reasons: Counter = field(default_factory=Counter)
+    errors: list[DatasetError] = field(default_factory=list)
+
+    def add(self, error: DatasetError) -> None:
+        log.warning("skipping record: %s", error)
+        self.reasons[error.reason] += 1
+        self.errors.append(error)
+
+    @property
+    def total(self) -> int:
+        return sum(self.reasons.values())
+
+
+def parse_points(values: Sequence[str] | Sequence[float], expected: int | None, source: str | Path,
+                 line: int | None = None) -> np.ndarray:
+    """Flat x,y values -> float32 [P,2]; DatasetError on a wrong count or a non-finite value."""
+    try:
+        flat = np.asarray([float(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(source, f"non-numeric landmark value ({exc})", line, "non_numeric") from None
+    if flat.size % 2:
+        raise DatasetError(source, f"odd number of landmark values ({flat.size})", line, "point_count")
+    points = flat.reshape(-1, 2)
+    if expected is not None and len(points) != expected:
+        raise DatasetError(source, f"expected {expected} points, found {len(points)}", line, "point_count")
+    if not np.all(np.isfinite(points)):
+        raise DatasetError(source, "landmarks contain NaN or infinite values", line, "non_finite")
+    return points.astype(np.float32)
+
+
+def resolve_inside(root: Path, name: str, source: str | Path, line: int | None = None) -> Path:
+    """root/name, refusing names that escape root (absolute paths, `..`)."""
+    root_resolved = root.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root_resolved):
+        raise DatasetError(source, f"image name {name!r} escapes the dataset root {root}", line, "path_escape")
+    if not path.is_file():
+        raise DatasetError(source, f"image {path} does not exist", line, "missing_image")
+    return path
+
+
+def read_image(path: Path, source: str | Path | None = None, line: int | None = None) -> np.ndarray:
+    """An image file as uint8 HxWx3 RGB; DatasetError if it cannot be decoded."""
+    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if image is None:
+        raise DatasetError(source or path, f"cannot read image {path}", line, "unreadable_image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_inside_image(landmarks: np.ndarray, shape: tuple[int, ...], source: str | Path,
+                       line: int | None = None) -> None:
+    """DatasetError if any landmark lies far outside an image of this shape."""
+    height, width = shape[:2]
+    margin = OUTSIDE_TOLERANCE * max(height, width)
+    x, y = landmarks[:, 0], landmarks[:, 1]
+    if (x.min() < -margin or y.min() < -margin or x.max() > width - 1 + margin
+            or y.max() > height - 1 + margin):
+        raise DatasetError(
+            source,
+            f"landmarks far outside the {width}x{height} image "
+            f"(x in [{x.min():.1f}, {x.max():.1f}], y in [{y.min():.1f}, {y.max():.1f}])",
+            line, "outside_image")
+
+
+class FaceReader(Sequence[Face], ABC):
+    """A landmark dataset: a sequence of faces in a fixed order (the order shards refer to).
+
+    Annotations are parsed when the reader is made; images are read on access. Under
+    ``on_error="skip"`` bad records are logged, counted in ``skipped`` and left out; under
+    ``"raise"`` the first one raises :class:`DatasetError`.
+    """
+
+    kind: str = ""
+    splits: tuple[str, ...] = ("train",)
+
+    def __init__(self, root: str | Path | None, split: str = "train", on_error: OnError = "skip"):
+        if split not in self.splits:
+            raise ValueError(f"{self.kind}: unknown split {split!r} (known: {', '.join(self.splits)})")
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+        self.root = Path(root) if root is not None else None
+        self.split = split
+        self.on_error = on_error
+        self.skipped = SkipLog()
+        self.records: list[Record] = []
+        for item in self._scan():
+            if isinstance(item, DatasetError):
+                self._reject(item)
+            else:
+                self.records.append(item)
+
+    @property
+    @abstractmethod
+    def points(self) -> int:
+        """Landmarks per face."""
+
+    @abstractmethod
+    def _scan(self) -> Iterator[Record | DatasetError]:
+        """Parse the annotations: yield a Record per good face and a DatasetError per bad one."""
+
+    def _reject(self, error: DatasetError) -> None:
+        if self.on_error == "raise":
+            raise error
+        self.skipped.add(error)
+
+    def _load_image(self, record: Record) -> np.ndarray:
+        assert record.image_path is not None
+        return read_image(record.image_path, record.source or record.image_path, record.line)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Face:  # type: ignore[override]
+        record = self.records[index]
+        image = self._load_image(record)
+        check_inside_image(record.landmarks, image.shape, record.source or record.image_path, record.line)
+        meta = dict(record.meta, index=index, source=record.source, image_path=str(record.image_path or ""))
+        return Face(image, record.landmarks.copy(), meta)
+
+    def validate(self, progress: bool = True) -> None:
+        """Read every image once and drop (or raise on) records whose image or landmarks are bad."""
+        kept: list[Record] = []
+        for index in tqdm(range(len(self.records)), desc=f"checking {self.kind}", unit="face",
+                          disable=not progress, leave=False):
+            try:
+                self[index]
+            except DatasetError as error:
+                self._reject(error)
+                continue
+            kept.append(self.records[index])
+        self.records = kept
+
+    def __iter__(self) -> Iterator[Face]:
+        for index in range(len(self.records)):
+            try:
+                yield self[index]
+            except DatasetError as error:
+                self._reject(error)
+
+    def describe(self) -> dict[str, Any]:
+        """Counts for `lafin-aug stats`: faces, points, skipped (by reason), image size range."""
+        self.validate()
+        sizes = [self[i].image.shape[:2] for i in range(len(self))]
+        heights = [h for h, _ in sizes] or [math.nan]
+        widths = [w for _, w in sizes] or [math.nan]
+        return {
+            "dataset": self.kind,
+            "root": str(self.root) if self.root is not None else None,
+            "split": self.split,
+            "faces": len(self),
+            "points": self.points,
+            "skipped": self.skipped.total,
+            "skipped_by_reason": dict(self.skipped.reasons),
+            "height": [min(heights), max(heights)],
+            "width": [min(widths), max(widths)],
+        }
