@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-import math
+import os
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -90,9 +90,9 @@ def parse_points(values: Sequence[str] | Sequence[float], expected: int | None, 
 
 def resolve_inside(root: Path, name: str, source: str | Path, line: int | None = None) -> Path:
     """root/name, refusing names that escape root (absolute paths, `..`)."""
-    root_resolved = root.resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root_resolved):
+    root_abs = Path(os.path.abspath(root))
+    path = Path(os.path.normpath(root_abs / name))
+    if not path.is_relative_to(root_abs):
         raise DatasetError(source, f"image name {name!r} escapes the dataset root {root}", line, "path_escape")
     if not path.is_file():
         raise DatasetError(source, f"image {path} does not exist", line, "missing_image")
@@ -144,9 +144,10 @@ class FaceReader(Sequence[Face], ABC):
         self.on_error = on_error
         self.skipped = SkipLog()
         self.records: list[Record] = []
+        self._sizes: list[tuple[int, int]] | None = None
         for item in self._scan():
             if isinstance(item, DatasetError):
-                self._reject(item)
+                self.reject(item)
             else:
                 self.records.append(item)
 
@@ -159,7 +160,8 @@ class FaceReader(Sequence[Face], ABC):
     def _scan(self) -> Iterator[Record | DatasetError]:
         """Parse the annotations: yield a Record per good face and a DatasetError per bad one."""
 
-    def _reject(self, error: DatasetError) -> None:
+    def reject(self, error: DatasetError) -> None:
+        """Apply the on_error policy to a bad record: raise it, or log and count it."""
         if self.on_error == "raise":
             raise error
         self.skipped.add(error)
@@ -178,32 +180,40 @@ class FaceReader(Sequence[Face], ABC):
         meta = dict(record.meta, index=index, source=record.source, image_path=str(record.image_path or ""))
         return Face(image, record.landmarks.copy(), meta)
 
-    def validate(self, progress: bool = True) -> None:
-        """Read every image once and drop (or raise on) records whose image or landmarks are bad."""
+    def validate(self, progress: bool = True) -> list[tuple[int, int]]:
+        """Read every image once, drop (or raise on) records whose image or landmarks are bad.
+
+        Returns the (height, width) of each kept face's image; a second call reads nothing.
+        """
+        if self._sizes is not None:
+            return self._sizes
         kept: list[Record] = []
+        sizes: list[tuple[int, int]] = []
         for index in tqdm(range(len(self.records)), desc=f"checking {self.kind}", unit="face",
                           disable=not progress, leave=False):
             try:
-                self[index]
+                image = self[index].image
             except DatasetError as error:
-                self._reject(error)
+                self.reject(error)
                 continue
             kept.append(self.records[index])
+            sizes.append(image.shape[:2])
         self.records = kept
+        self._sizes = sizes
+        return sizes
 
     def __iter__(self) -> Iterator[Face]:
         for index in range(len(self.records)):
             try:
                 yield self[index]
             except DatasetError as error:
-                self._reject(error)
+                self.reject(error)
 
     def describe(self) -> dict[str, Any]:
         """Counts for `lafin-aug stats`: faces, points, skipped (by reason), image size range."""
-        self.validate()
-        sizes = [self[i].image.shape[:2] for i in range(len(self))]
-        heights = [h for h, _ in sizes] or [math.nan]
-        widths = [w for _, w in sizes] or [math.nan]
+        sizes = self.validate()
+        heights = [h for h, _ in sizes]
+        widths = [w for _, w in sizes]
         return {
             "dataset": self.kind,
             "root": str(self.root) if self.root is not None else None,
@@ -212,6 +222,6 @@ class FaceReader(Sequence[Face], ABC):
             "points": self.points,
             "skipped": self.skipped.total,
             "skipped_by_reason": dict(self.skipped.reasons),
-            "height": [min(heights), max(heights)],
-            "width": [min(widths), max(widths)],
+            "height": [min(heights), max(heights)] if sizes else None,
+            "width": [min(widths), max(widths)] if sizes else None,
         }

@@ -1,0 +1,171 @@
+"""What every trainer shares: run directories, checkpoints, CSV logs, devices, precision, interrupts, DDP."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from lafin_aug.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_LAST = "last.pt"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else CPU; under torchrun each rank takes its local GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda asked for, but torch sees no CUDA device")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if name != "cpu":
+        raise ValueError(f"unknown device {name!r} (auto, cpu or cuda)")
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed-precision context for `precision` in {fp32, bf16}."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ValueError(f"unknown precision {precision!r} (fp32 or bf16)")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """torch.save a dict of tensors and plain data, atomically (temp file, then rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with weights_only=True: a file from elsewhere can hold data, never code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+        raise ValueError(f"cannot load checkpoint {path}: {exc}") from exc
+
+
+def capture_rng() -> dict[str, Any]:
+    """Torch RNG states (CPU and CUDA) as tensors."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Undo `capture_rng`."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CsvLog:
+    """Append-only CSV of per-step values; on resume, rows past the checkpoint's step are dropped."""
+
+    def __init__(self, path: str | Path, resume_step: int | None = None):
+        self.path = Path(path)
+        self.fields: list[str] | None = None
+        if self.path.exists():
+            with open(self.path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            if rows:
+                self.fields = list(rows[0].keys())
+            keep = [r for r in rows if resume_step is not None and int(r["step"]) <= resume_step]
+            with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
+                if self.fields:
+                    writer = csv.DictWriter(handle, self.fields)
+                    writer.writeheader()
+                    writer.writerows(keep)
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Append one row (the first row fixes the columns)."""
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if self.fields is None:
+            self.fields = list(row)
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, self.fields)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in self.fields})
+
+
+class RunDir:
+    """A training run's directory: config.json, log.csv, samples/, checkpoints/."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.samples = self.path / "samples"
+        self.checkpoints = self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / CHECKPOINT_LAST
+
+    def prepare(self, config: dict[str, Any], resume: bool) -> None:
+        """Create the directory and write config.json; refuse to overwrite a run unless resuming."""
+        if self.last.exists() and not resume:
+            raise FileExistsError(f"{self.path} already holds a run (pass --resume to continue it, "
+                                  f"or choose another --out)")
+        if resume and not self.last.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {self.last}")
+        self.samples.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        write_json(self.path / "config.json", config)
+
+    def save(self, payload: dict[str, Any], step: int, periodic: bool) -> None:
+        """Write last.pt, and step-NNNNNNN.pt too when `periodic`."""
+        save_checkpoint(self.last, payload)
+        if periodic:
+            save_checkpoint(self.checkpoints / f"step-{step:07d}.pt", payload)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[dict[str, bool]]:
+    """Catch Ctrl-C (SIGINT) and SIGTERM as a flag so the loop can checkpoint and stop cleanly."""
+    flag = {"stop": False}
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        log.warning("interrupt received: finishing this step, saving a checkpoint, then stopping")
+        flag["stop"] = True
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    installed = False
+    try:
+        for sig in previous:
+            signal.signal(sig, handler)
+        installed = True
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield flag
+    finally:
+        if installed:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
