@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from .train import train
 from lafin_aug.data import READERS, open_dataset
 
 
@@ -31,6 +32,8 @@ def stats(kind: str, root: str | None, split: str, as_json: bool) -> None:
     for key, value in summary.items():
         click.echo(f"{key:>18}: {value}")
 
+
+main.add_command(train)
 
 if __name__ == "__main__":
     main()

@@ -6,12 +6,15 @@ import csv
 import logging
 import os
 import signal
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from lafin_aug.io import atomic_path, write_json
 
@@ -169,3 +172,63 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+class Trainer(ABC):
+    """The loop every trainer shares: progress bar, CSV log, sample pictures, checkpoints, Ctrl-C.
+
+    Subclasses set `config` (with steps, batch, log_every, sample_every, checkpoint_every), `run`,
+    `rank`, `world`, `step`, `log` and `progress`, and provide the hooks below.
+    """
+
+    name = "model"
+
+    @abstractmethod
+    def batch(self, step: int) -> Any:
+        """This rank's batch at `step`, a pure function of (seed, step)."""
+
+    @abstractmethod
+    def train_step(self, batch: Any) -> dict[str, float]:
+        """One optimisation step; returns named loss values including 'total'."""
+
+    @abstractmethod
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model, or to resume exactly."""
+
+    @abstractmethod
+    def train(self, mode: bool = True) -> None:
+        """Put the models in training (or eval) mode."""
+
+    def sample(self, batch: Any, path: Path) -> None:
+        """Write a picture of the model's current output on `batch` (optional)."""
+
+    def fit(self) -> Path:
+        """Train until config.steps; Ctrl-C or SIGTERM saves a checkpoint and returns early. Returns last.pt."""
+        cfg = self.config
+        main = self.rank == 0
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.name}", unit="step",
+                   disable=not (self.progress and main))
+        self.train(True)
+        with interruptible() as interrupt:
+            while self.step < cfg.steps:
+                started = time.perf_counter()
+                batch = self.batch(self.step)
+                values = self.train_step(batch)
+                self.step += 1
+                rate = cfg.batch * self.world / (time.perf_counter() - started)
+                last = self.step == cfg.steps
+                if main:
+                    if self.step % cfg.log_every == 0 or last:
+                        self.log.write({"step": self.step, **values, "images_per_s": rate})
+                    if cfg.sample_every and (self.step % cfg.sample_every == 0 or last):
+                        self.sample(batch, self.run.samples / f"step-{self.step:07d}.png")
+                    periodic = self.step % cfg.checkpoint_every == 0
+                    if periodic or last or interrupt["stop"]:
+                        self.run.save(self.checkpoint(), self.step, periodic)
+                bar.set_postfix(loss=f"{values['total']:.4f}", img_s=f"{rate:.1f}")
+                bar.update(1)
+                if interrupt["stop"]:
+                    log.warning("stopped at step %d; continue with --resume", self.step)
+                    break
+        bar.close()
+        return self.run.last

@@ -1,0 +1,79 @@
+"""Where a detector's training batches come from: real crops, crops with holes, or augmented pairs.
+
+A source is a pure function of (step, rng): the trainer seeds the rng from (seed, step), so every
+variant of a benchmark draws the same real faces in the same order and a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from lafin_aug.data.masks import MaskConfig, make_mask
+from lafin_aug.data.samples import CropBank
+from lafin_aug.data.schedule import step_indices
+
+
+class BatchSource(Protocol):
+    """Yields (images uint8 [B,S,S,3], landmarks float32 [B,P,2]) for a step."""
+
+    def batch(self, step: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class RealSource:
+    """Real crops in the seeded epoch order; `hole_fraction` of them get a mask filled by `fill`.
+
+    fill: "zero" (the masked input M̄∘I that LaFIn's landmark predictor is trained on), "telea"
+    (OpenCV Telea inpainting) or "noise" (random erase with uniform noise).
+    """
+
+    bank: CropBank
+    seed: int = 0
+    hole_fraction: float = 0.0
+    fill: str = "zero"
+    masks: MaskConfig = MaskConfig()
+    rank: int = 0
+    world: int = 1
+
+    def batch(self, step: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        epochs, indices = step_indices(len(self.bank), size, step, self.seed, self.rank, self.world)
+        images = self.bank.images[indices].copy()
+        holes = rng.random(size) < self.hole_fraction
+        for k in np.flatnonzero(holes):
+            mask = make_mask(self.bank.size, self.seed, int(epochs[k]), int(self.bank.source_index[indices[k]]),
+                             self.masks)
+            images[k] = fill_hole(images[k], mask, self.fill, rng)
+        return images, self.bank.landmarks[indices].copy()
+
+
+def fill_hole(image: np.ndarray, mask: np.ndarray, fill: str, rng: np.random.Generator) -> np.ndarray:
+    """The image with its mask==1 pixels replaced by a classical fill (zero, telea or noise)."""
+    hole = mask.astype(bool)
+    if fill == "zero":
+        out = image.copy()
+        out[hole] = 0
+        return out
+    if fill == "noise":
+        out = image.copy()
+        out[hole] = rng.integers(0, 256, (int(hole.sum()), 3), dtype=np.uint8)
+        return out
+    if fill == "telea":
+        return cv2.inpaint(image, mask.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    raise ValueError(f"unknown hole fill {fill!r} (zero, noise or telea)")
+
+
+@dataclass
+class MixedSource:
+    """Half of each batch from `real`, half from `extra` (the augmentation under test)."""
+
+    real: BatchSource
+    extra: BatchSource
+
+    def batch(self, step: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        half = size // 2
+        images_a, points_a = self.real.batch(step, size - half, rng)
+        images_b, points_b = self.extra.batch(step, half, rng)
+        return np.concatenate([images_a, images_b]), np.concatenate([points_a, points_b])
