@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from .evaluate import eval_inpaint
 from .train import train
 from lafin_aug.data import READERS, open_dataset
 
@@ -34,6 +35,7 @@ def stats(kind: str, root: str | None, split: str, as_json: bool) -> None:
 
 
 main.add_command(train)
+main.add_command(eval_inpaint)
 
 if __name__ == "__main__":
     main()
