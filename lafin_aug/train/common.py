@@ -202,21 +202,23 @@ class Trainer(ABC):
     def sample(self, batch: Any, path: Path) -> None:
         """Write a picture of the model's current output on `batch` (optional)."""
 
-    def fit(self) -> Path:
-        """Train until config.steps; Ctrl-C or SIGTERM saves a checkpoint and returns early. Returns last.pt."""
+    def fit(self, until: int | None = None) -> Path:
+        """Train until config.steps (or the earlier step `until`); Ctrl-C or SIGTERM saves a checkpoint
+        and returns early. Returns last.pt."""
         cfg = self.config
+        stop = cfg.steps if until is None else min(until, cfg.steps)
         main = self.rank == 0
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.name}", unit="step",
                    disable=not (self.progress and main))
         self.train(True)
         with interruptible() as interrupt:
-            while self.step < cfg.steps:
+            while self.step < stop:
                 started = time.perf_counter()
                 batch = self.batch(self.step)
                 values = self.train_step(batch)
                 self.step += 1
                 rate = cfg.batch * self.world / (time.perf_counter() - started)
-                last = self.step == cfg.steps
+                last = self.step == stop
                 if main:
                     if self.step % cfg.log_every == 0 or last:
                         self.log.write({"step": self.step, **values, "images_per_s": rate})

@@ -1,0 +1,144 @@
+"""Trainers: loss goes down, resume is exact, checkpoints load with weights_only, Ctrl-C saves."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lafin_aug.data.samples import crop_bank
+from lafin_aug.data import open_dataset
+from lafin_aug.data.training import DataSpec
+from lafin_aug.train.common import load_checkpoint
+from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer, load_detector
+from lafin_aug.train.inpainter import InpainterTrainConfig, InpainterTrainer, load_inpainter
+from lafin_aug.train.sources import RealSource
+
+pytestmark = pytest.mark.filterwarnings("ignore:VGG-19")
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return crop_bank(open_dataset("synthetic", count=12, seed=3), 32, progress=False)
+
+
+def inpainter_config(**overrides) -> InpainterTrainConfig:
+    base = dict(size=32, steps=4, batch=2, width=8, blocks=1, disc_width=8, vgg_weights="random",
+                device="cpu", log_every=1, sample_every=2, checkpoint_every=2)
+    return InpainterTrainConfig(**{**base, **overrides})
+
+
+def detector_config(**overrides) -> DetectorTrainConfig:
+    base = dict(detector="lab", model={"stacks": 1, "width": 8, "depth": 2}, size=32, steps=4, batch=4,
+                device="cpu", log_every=1, sample_every=2, checkpoint_every=2)
+    return DetectorTrainConfig(**{**base, **overrides})
+
+
+def test_inpainter_loss_drops_on_a_fixed_batch(bank, tmp_path):
+    trainer = InpainterTrainer(inpainter_config(lr_g=1e-3), tmp_path / "run", bank=bank, progress=False)
+    batch = trainer.batch(0)
+    first = trainer.train_step(batch)["pixel"]
+    for _ in range(25):
+        last = trainer.train_step(batch)["pixel"]
+    assert last < 0.7 * first
+
+
+def test_inpainter_resume_is_bit_exact(bank, tmp_path):
+    straight = InpainterTrainer(inpainter_config(), tmp_path / "a", bank=bank, progress=False)
+    straight.fit()
+    InpainterTrainer(inpainter_config(), tmp_path / "b", bank=bank, progress=False).fit(until=2)
+    resumed = InpainterTrainer(inpainter_config(), tmp_path / "b", resume=True, bank=bank, progress=False)
+    assert resumed.step == 2
+    resumed.fit()
+    for name, tensor in straight.generator.state_dict().items():
+        assert torch.equal(tensor, resumed.generator.state_dict()[name]), name
+    for name, tensor in straight.discriminator.state_dict().items():
+        assert torch.equal(tensor, resumed.discriminator.state_dict()[name]), name
+    rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert (tmp_path / "b" / "samples" / "step-0000004.png").is_file()
+
+
+def test_inpainter_checkpoint_rebuilds_model_with_weights_only(bank, tmp_path):
+    trainer = InpainterTrainer(inpainter_config(steps=2), tmp_path / "run", bank=bank, progress=False)
+    path = trainer.fit()
+    raw = torch.load(path, weights_only=True)
+    assert raw["vgg"] == "random" and raw["generator_config"]["width"] == 8
+    model, _ = load_inpainter(path)
+    image = torch.rand(1, 3, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    points = torch.from_numpy(bank.landmarks[:1])
+    trainer.generator.eval()
+    assert torch.equal(model(image, mask, points), trainer.generator(image, mask, points))
+
+
+def test_checkpoint_with_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"kind": "lafin-aug-inpainter", "payload": np.random.default_rng(0)}, path)
+    with pytest.raises(ValueError, match="evil.pt"):
+        load_checkpoint(path)
+
+
+def test_run_directory_is_not_overwritten(bank, tmp_path):
+    InpainterTrainer(inpainter_config(steps=1), tmp_path / "run", bank=bank, progress=False).fit()
+    with pytest.raises(FileExistsError, match="--resume"):
+        InpainterTrainer(inpainter_config(steps=1), tmp_path / "run", bank=bank, progress=False)
+
+
+def test_interrupt_saves_a_checkpoint_and_stops(bank, tmp_path):
+    trainer = InpainterTrainer(inpainter_config(steps=10, checkpoint_every=100), tmp_path / "run", bank=bank,
+                               progress=False)
+    real_step = trainer.train_step
+
+    def step_then_interrupt(batch):
+        values = real_step(batch)
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return values
+
+    trainer.train_step = step_then_interrupt
+    trainer.fit()
+    assert trainer.step == 3
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_detector_learns_and_resumes_exactly(bank, tmp_path):
+    source = RealSource(bank, seed=0)
+    straight = DetectorTrainer(detector_config(), tmp_path / "a", source=source, points=68, progress=False)
+    straight.fit()
+    DetectorTrainer(detector_config(), tmp_path / "b", source=source, points=68, progress=False).fit(until=2)
+    resumed = DetectorTrainer(detector_config(), tmp_path / "b", source=source, points=68, resume=True,
+                              progress=False)
+    resumed.fit()
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+    model, checkpoint = load_detector(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert checkpoint["detector"] == "lab" and model.config.stacks == 1
+
+
+def test_builtin_predictor_loss_drops(bank, tmp_path):
+    config = detector_config(detector="builtin", model={"width_mult": 0.25}, lr=3e-3, hole_fraction=0.0)
+    trainer = DetectorTrainer(config, tmp_path / "run", source=RealSource(bank), points=68, progress=False)
+    batch = trainer.batch(0)
+    first = trainer.train_step(batch)["total"]
+    for _ in range(30):
+        last = trainer.train_step(batch)["total"]
+    assert last < 0.5 * first
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    """torchrun with the gloo backend, 2 processes, through the real command line."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+               "-m", "lafin_aug.cli.main", "train", "landmarks", "--dataset", "synthetic", "--count", "16",
+               "--detector", "builtin", "--width-mult", "0.25", "--size", "32", "--steps", "2", "--batch", "2",
+               "--device", "cpu", "--out", str(tmp_path / "ddp")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    assert checkpoint["step"] == 2
