@@ -7,6 +7,7 @@ import logging
 import click
 
 from .evaluate import eval_inpaint
+from .shards import generate_command, preview_command, verify_command
 from .train import train
 from lafin_aug.data import READERS, open_dataset
 
@@ -36,6 +37,8 @@ def stats(kind: str, root: str | None, split: str, as_json: bool) -> None:
 
 main.add_command(train)
 main.add_command(eval_inpaint)
+for command in (generate_command, verify_command, preview_command):
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,237 @@
+"""The generate engine: a dataset and a trained inpainter -> augmented (I_aug, L_gt) pairs in HDF5 shards.
+
+I_aug = M∘G_P(M̄∘I, L) + M̄∘I with a fresh mask M for every face and epoch, drawn from
+(seed, epoch, source_index), so epoch e of face i always gets the same mask and a rerun is
+identical. Records are laid out epoch-major — the real crops (epoch -1, with --include-real) for
+every face, then epoch 0 for every face, ... — and cut into shards of `shard_size` records. Shard j
+belongs to rank j % WORLD_SIZE (torchrun or RANK/WORLD_SIZE), so several GPUs or machines each write
+only their own shards; within a rank, shards are spread over `workers` joblib processes (any joblib
+backend: wrap the call in `joblib.parallel_config(backend=...)`). A shard already listed in the
+manifest with a matching checksum is skipped, so rerunning a killed command finishes the job.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+from lafin_aug.config import to_dict
+from lafin_aug.data.masks import BUCKETS, MaskConfig, make_mask
+from lafin_aug.data.samples import CropBank
+from lafin_aug.data.training import DataSpec, load_crops
+from lafin_aug.io import sha256_file, write_json
+from lafin_aug.landmark_edits import edit_landmarks
+from lafin_aug.landmarks import to_ibug68
+from lafin_aug.shards import (MANIFEST_NAME, RUN_CONFIG_NAME, ManifestRow, ShardHeader, read_manifest, shard_name,
+                              write_manifest, write_shard)
+from lafin_aug.train.common import autocast, load_checkpoint, resolve_device
+from lafin_aug.train.inpainter import load_inpainter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything `lafin-aug generate` depends on (written to run.json).
+
+    size: crop side; None takes the inpainter's training size. edit: probability that a record's
+    landmarks inside the hole are edited before conditioning (stored as the new label, `edited` = 1).
+    """
+
+    data: DataSpec = field(default_factory=DataSpec)
+    inpainter: str = ""
+    epochs: int = 1
+    size: int | None = None
+    shard_size: int = 1000
+    seed: int = 0
+    workers: int = 1
+    batch: int = 8
+    device: str = "auto"
+    precision: str = "fp32"
+    include_real: bool = True
+    mask_buckets: tuple[str, ...] = tuple(BUCKETS)
+    edit: float = 0.0
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """One shard's records: positions in the crop bank and their epochs."""
+
+    index: int
+    faces: np.ndarray
+    epochs: np.ndarray
+
+
+def plan_shards(faces: int, config: GenerateConfig) -> list[ShardPlan]:
+    """The deterministic, epoch-major record layout cut into shards."""
+    first = -1 if config.include_real else 0
+    epochs = np.repeat(np.arange(first, config.epochs), faces)
+    positions = np.tile(np.arange(faces), config.epochs - first)
+    return [ShardPlan(j, positions[start:start + config.shard_size], epochs[start:start + config.shard_size])
+            for j, start in enumerate(range(0, len(epochs), config.shard_size))]
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) from torchrun's RANK/WORLD_SIZE, else (0, 1)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+_MODELS: dict[tuple[str, str], torch.nn.Module] = {}
+
+
+def _cached_inpainter(path: str, device: torch.device) -> torch.nn.Module:
+    """The inpainter, loaded once per worker process."""
+    key = (path, str(device))
+    if key not in _MODELS:
+        _MODELS[key] = load_inpainter(path, device)[0]
+    return _MODELS[key]
+
+
+def mask_config(config: GenerateConfig) -> MaskConfig:
+    """Generation masks: LaFIn's mixed irregular/block masks over the chosen buckets."""
+    return MaskConfig(kind="mixed", buckets=config.mask_buckets)
+
+
+@torch.no_grad()
+def inpaint_records(model: torch.nn.Module, images: np.ndarray, landmarks: np.ndarray, masks: np.ndarray,
+                    batch: int, device: torch.device, precision: str) -> np.ndarray:
+    """uint8 [N,S,S,3]: the inpainter's fill inside each mask, the real pixels (bit-exact) outside."""
+    out = np.empty_like(images)
+    points = model.config.points
+    for start in range(0, len(images), batch):
+        stop = start + batch
+        image = torch.from_numpy(images[start:stop]).to(device).permute(0, 3, 1, 2).float().div_(255)
+        mask = torch.from_numpy(masks[start:stop]).to(device).unsqueeze(1).float()
+        marks = landmarks[start:stop]
+        if marks.shape[1] != points:
+            marks = np.stack([to_ibug68(m) for m in marks])
+        with autocast(device, precision):
+            generated = model(image, mask, torch.from_numpy(np.ascontiguousarray(marks)).to(device)).float()
+        filled = (generated.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+        hole = masks[start:stop, ..., None].astype(bool)
+        out[start:stop] = np.where(hole, filled, images[start:stop])
+    return out
+
+
+def build_shard(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
+                config: GenerateConfig, header: ShardHeader, path: Path, threads: int) -> ManifestRow:
+    """Inpaint one shard's records and write it atomically (runs in a worker process)."""
+    torch.set_num_threads(threads)
+    device = resolve_device(config.device)
+    size = crops.shape[1]
+    images = crops[plan.faces].copy()
+    labels = landmarks[plan.faces].copy()
+    sources = source_index[plan.faces]
+    masks = np.zeros((len(plan.faces), size, size), np.uint8)
+    edited = np.zeros(len(plan.faces), np.uint8)
+    augmented = np.flatnonzero(plan.epochs >= 0)
+    masks_config = mask_config(config)
+    for k in augmented:
+        masks[k] = make_mask(size, config.seed, int(plan.epochs[k]), int(sources[k]), masks_config)
+        rng = np.random.default_rng((config.seed, int(plan.epochs[k]), int(sources[k]), 0xED17))
+        if config.edit and rng.random() < config.edit:
+            labels[k], changed = edit_landmarks(labels[k], masks[k], rng)
+            edited[k] = changed
+    if len(augmented):
+        model = _cached_inpainter(config.inpainter, device)
+        images[augmented] = inpaint_records(model, images[augmented], labels[augmented], masks[augmented],
+                                            config.batch, device, config.precision)
+    return write_shard(path, header, images, labels, masks, sources, plan.epochs, edited)
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on the directory's manifest, so ranks and workers never lose each other's rows."""
+    with open(directory / ".manifest.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def record_in_manifest(directory: Path, row: ManifestRow) -> None:
+    """Add or replace a shard's manifest row (rows kept in shard order)."""
+    with _locked(directory):
+        rows = {r.name: r for r in read_manifest(directory)} if (directory / MANIFEST_NAME).exists() else {}
+        rows[row.name] = row
+        write_manifest(directory, [rows[name] for name in sorted(rows)])
+
+
+def finished_shards(directory: Path) -> set[str]:
+    """Shards whose file exists and matches its manifest checksum."""
+    if not (directory / MANIFEST_NAME).exists():
+        return set()
+    done = set()
+    for row in read_manifest(directory):
+        path = directory / row.name
+        if path.is_file() and sha256_file(path) == row.sha256:
+            done.add(row.name)
+    return done
+
+
+@dataclass
+class GenerateSummary:
+    """What a generate run did."""
+
+    out: Path
+    faces: int
+    shards_total: int
+    shards_written: int
+    shards_skipped: int
+    records_written: int
+    seconds: float
+
+    def __str__(self) -> str:
+        rate = self.records_written / self.seconds if self.seconds else 0.0
+        return (f"{self.out}: {self.faces} faces, {self.shards_written} shards written "
+                f"({self.records_written} records, {rate:.1f} records/s), {self.shards_skipped} already complete, "
+                f"{self.shards_total} in the plan")
+
+
+def generate(config: GenerateConfig, out: str | Path, bank: CropBank | None = None,
+             progress: bool = True) -> GenerateSummary:
+    """Write (or finish) the shard directory `out` for `config`; returns a summary."""
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = load_checkpoint(config.inpainter)
+    size = config.size or int(checkpoint["train_config"]["size"])
+    bank = bank if bank is not None else load_crops(config.data, size, progress)
+    if bank.size != size:
+        raise ValueError(f"crops are {bank.size}px but generation asks for {size}px")
+    rank, world = distributed_rank()
+    header = ShardHeader(points=bank.points, size=size, dataset=config.data.dataset, split=config.data.split,
+                         seed=config.seed, inpainter_sha256=sha256_file(config.inpainter))
+    write_json(out / RUN_CONFIG_NAME, {**to_dict(header), "config": to_dict(config), "world_size": world,
+                                       "inpainter_step": int(checkpoint["step"]),
+                                       "generator_config": checkpoint["generator_config"]})
+    plans = [p for p in plan_shards(len(bank), config) if p.index % world == rank]
+    done = finished_shards(out)
+    todo = [p for p in plans if shard_name(p.index) not in done]
+    threads = max(1, (os.cpu_count() or 1) // max(config.workers, 1))
+    jobs = (delayed(build_shard)(p, bank.images, bank.landmarks, bank.source_index, config, header,
+                                 out / shard_name(p.index), threads) for p in todo)
+    bar = tqdm(total=sum(len(p.faces) for p in todo), desc=f"generate (rank {rank}/{world})", unit="face",
+               disable=not progress)
+    written = records = 0
+    for row in Parallel(n_jobs=config.workers, return_as="generator_unordered")(jobs):
+        record_in_manifest(out, row)
+        written += 1
+        records += row.records
+        bar.update(row.records)
+        bar.set_postfix(shards=f"{written}/{len(todo)}")
+    bar.close()
+    return GenerateSummary(out, len(bank), len(plans), written, len(plans) - len(todo), records,
+                           time.perf_counter() - started)
