@@ -34,7 +34,7 @@ from lafin_aug.io import sha256_file, write_json
 from lafin_aug.landmark_edits import edit_landmarks
 from lafin_aug.landmarks import to_ibug68
 from lafin_aug.shards import (MANIFEST_NAME, RUN_CONFIG_NAME, ManifestRow, ShardHeader, read_manifest, shard_name,
-                              write_manifest, write_shard)
+                              to_record, write_manifest, write_shard)
 from lafin_aug.train.common import autocast, load_checkpoint, resolve_device
 from lafin_aug.train.inpainter import load_inpainter
 
@@ -124,11 +124,9 @@ def inpaint_records(model: torch.nn.Module, images: np.ndarray, landmarks: np.nd
     return out
 
 
-def build_shard(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
-                config: GenerateConfig, header: ShardHeader, path: Path, threads: int) -> ManifestRow:
-    """Inpaint one shard's records and write it atomically (runs in a worker process)."""
-    torch.set_num_threads(threads)
-    device = resolve_device(config.device)
+def augment_records(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
+                    config: GenerateConfig, device: torch.device) -> tuple[np.ndarray, ...]:
+    """(images, labels, masks, edited) of a plan's records: masks, optional landmark edits, inpainting."""
     size = crops.shape[1]
     images = crops[plan.faces].copy()
     labels = landmarks[plan.faces].copy()
@@ -147,7 +145,16 @@ def build_shard(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, sourc
         model = _cached_inpainter(config.inpainter, device)
         images[augmented] = inpaint_records(model, images[augmented], labels[augmented], masks[augmented],
                                             config.batch, device, config.precision)
-    return write_shard(path, header, images, labels, masks, sources, plan.epochs, edited)
+    return images, labels, masks, edited
+
+
+def build_shard(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
+                config: GenerateConfig, header: ShardHeader, path: Path, threads: int) -> ManifestRow:
+    """Inpaint one shard's records and write it atomically (runs in a worker process)."""
+    torch.set_num_threads(threads)
+    images, labels, masks, edited = augment_records(plan, crops, landmarks, source_index, config,
+                                                    resolve_device(config.device))
+    return write_shard(path, header, images, labels, masks, source_index[plan.faces], plan.epochs, edited)
 
 
 @contextmanager
@@ -235,3 +242,43 @@ def generate(config: GenerateConfig, out: str | Path, bank: CropBank | None = No
     bar.close()
     return GenerateSummary(out, len(bank), len(plans), written, len(plans) - len(todo), records,
                            time.perf_counter() - started)
+
+
+class OnTheFlyAugment(torch.utils.data.IterableDataset):
+    """Fresh augmented pairs generated in memory, nothing written to disk (the online variant).
+
+    Yields the same record dicts as :class:`lafin_aug.shards.AugmentedShards` (image float32
+    [3,S,S] in [0,1], landmarks [P,2], mask uint8 [1,S,S], epoch, source_index, edited), one per
+    face per pass, in a (seed, epoch)-shuffled order split across DataLoader workers. Call
+    :meth:`set_epoch` each epoch for new masks; masks and edits follow the generate engine's
+    rules, so epoch e of face i equals record (i, e) of `lafin-aug generate` with the same seed.
+    """
+
+    def __init__(self, bank: CropBank, inpainter: str | Path, seed: int = 0, batch: int = 8,
+                 mask_buckets: tuple[str, ...] = tuple(BUCKETS), edit: float = 0.0, device: str = "cpu",
+                 precision: str = "fp32"):
+        self.bank = bank
+        self.config = GenerateConfig(inpainter=str(inpainter), seed=seed, batch=batch, mask_buckets=mask_buckets,
+                                     edit=edit, device=device, precision=precision)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Masks (and edits) of this augmentation epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.bank)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = torch.utils.data.get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        order = np.random.default_rng((self.config.seed, self.epoch, 0x0F1)).permutation(len(self.bank))[worker::workers]
+        device = resolve_device(self.config.device)
+        for start in range(0, len(order), self.config.batch):
+            faces = order[start:start + self.config.batch]
+            plan = ShardPlan(0, faces, np.full(len(faces), self.epoch, np.int32))
+            images, labels, masks, edited = augment_records(plan, self.bank.images, self.bank.landmarks,
+                                                            self.bank.source_index, self.config, device)
+            for k, face in enumerate(faces):
+                yield to_record((images[k], labels[k], masks[k], self.epoch, int(self.bank.source_index[face]),
+                                 bool(edited[k])))

@@ -520,7 +520,7 @@ def _ranges(counts: Sequence[int], lo: int, hi: int) -> list[tuple[int, int, int
 _Raw = tuple[np.ndarray, np.ndarray, np.ndarray, int, int, bool]  # image, landmarks, mask, epoch, source, edited
 
 
-def _to_record(raw: _Raw) -> dict[str, Any]:
+def to_record(raw: _Raw) -> dict[str, Any]:
     """One yielded record: tensors at the model boundary."""
     image, landmarks, mask, epoch, source_index, edited = raw
     chw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().mul_(1.0 / 255.0)
@@ -608,7 +608,7 @@ class AugmentedShards(IterableDataset):
         if rng is not None and self.buffer_size > 1:
             raws = _shuffle_buffer(raws, self.buffer_size, rng)
         for raw in raws:
-            record = _to_record(raw)
+            record = to_record(raw)
             yield self.transform(record) if self.transform is not None else record
 
     def _read(self, row: ManifestRow, start: int, stop: int,

@@ -104,6 +104,43 @@ def save_png(path: str | Path, image_rgb: np.ndarray) -> None:
         tmp.write_bytes(encoded.tobytes())
 
 
+#: line colours (RGB) for curves, in order
+CURVE_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
+
+
+def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, x_label: str, y_label: str,
+                x_max: float, size: tuple[int, int] = (720, 480)) -> np.ndarray:
+    """A line chart (uint8 RGB) of named (x, y) curves with y in [0, 1] and x in [0, x_max], with a legend."""
+    width, height = size
+    left, right, top, bottom = 70, 20, 40, 50
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def to_px(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        px = left + np.clip(x / x_max, 0, 1) * plot_w
+        py = top + (1 - np.clip(y, 0, 1)) * plot_h
+        return np.stack([px, py], axis=1).round().astype(np.int32)
+
+    for k in range(6):
+        y = top + k * plot_h // 5
+        x = left + k * plot_w // 5
+        cv2.line(canvas, (left, y), (left + plot_w, y), (225, 225, 225), 1)
+        cv2.line(canvas, (x, top), (x, top + plot_h), (225, 225, 225), 1)
+        _put_text(canvas, f"{1 - k / 5:.1f}", (left - 40, y + 5), 0.45, (0, 0, 0))
+        _put_text(canvas, f"{k * x_max / 5:.3g}", (x - 12, top + plot_h + 20), 0.45, (0, 0, 0))
+    cv2.rectangle(canvas, (left, top), (left + plot_w, top + plot_h), (0, 0, 0), 1)
+    _put_text(canvas, title, (left + plot_w // 2 - 5 * len(title), 25), 0.6, (0, 0, 0))
+    _put_text(canvas, x_label, (left + plot_w // 2 - 60, height - 12), 0.5, (0, 0, 0))
+    _put_text(canvas, y_label, (5, top - 10), 0.45, (0, 0, 0))
+    for k, (name, (x, y)) in enumerate(curves.items()):
+        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
+        cv2.polylines(canvas, [to_px(np.asarray(x, float), np.asarray(y, float))], False, colour, 2, cv2.LINE_AA)
+        legend_y = top + plot_h - 15 - 22 * (len(curves) - 1 - k)
+        cv2.line(canvas, (left + plot_w - 200, legend_y - 5), (left + plot_w - 170, legend_y - 5), colour, 3)
+        _put_text(canvas, name, (left + plot_w - 160, legend_y), 0.5, (0, 0, 0))
+    return canvas
+
+
 def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
     """`image` scaled up by an integer factor, nearest neighbour."""
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)

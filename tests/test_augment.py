@@ -168,3 +168,18 @@ def test_landmark_edits_stay_inside_the_hole_and_are_flagged(inpainter, bank, tm
         assert moved.any() == bool(data["edited"][k])
         for x, y in np.round(truth[moved]).astype(int):
             assert data["mask"][k][y, x] == 1
+
+
+def test_on_the_fly_matches_the_generated_records(inpainter, bank, tmp_path):
+    from lafin_aug import OnTheFlyAugment
+    generate(config_for(inpainter, include_real=False), tmp_path, bank=bank, progress=False)
+    stored = read_all(tmp_path)
+    online = OnTheFlyAugment(bank, inpainter, batch=4)
+    online.set_epoch(1)
+    records = list(online)
+    assert len(records) == len(bank) and sorted(r["source_index"] for r in records) == sorted(bank.source_index)
+    for record in records:
+        k = np.flatnonzero((stored["source_index"] == record["source_index"]) & (stored["epoch"] == 1))[0]
+        assert np.array_equal(record["mask"][0].numpy(), stored["mask"][k])
+        image = (record["image"].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        assert np.abs(image.astype(int) - stored["image"][k].astype(int)).max() <= 1

@@ -1,0 +1,81 @@
+"""`lafin-aug bench`: retrain a detector with and without the augmentation and report NME."""
+from __future__ import annotations
+
+import click
+
+from lafin_aug.bench import VARIANTS, BenchConfig, run_bench, summarise
+from lafin_aug.data import READERS
+from lafin_aug.data.training import DataSpec
+from lafin_aug.detectors import DETECTORS
+
+from .options import device_options
+
+
+def parse_extra_test(text: str) -> tuple[str, DataSpec]:
+    """NAME=KIND:PATH[:SPLIT] -> (name, DataSpec)."""
+    name, _, spec = text.partition("=")
+    kind, _, rest = spec.partition(":")
+    path, _, split = rest.partition(":")
+    if not name or kind not in READERS or not path:
+        raise click.BadParameter(f"{text!r}: expected NAME=KIND:PATH[:SPLIT] with KIND one of {', '.join(READERS)}")
+    return name, DataSpec(kind, path, split or "train")
+
+
+def parse_model_options(pairs: tuple[str, ...]) -> dict:
+    """KEY=VALUE detector options (ints and floats parsed)."""
+    options = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        for cast in (int, float):
+            try:
+                options[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = value
+    return options
+
+
+@click.command("bench")
+@click.option("--detector", default="lab", show_default=True, help=f"Registered detector ({', '.join(DETECTORS)}).")
+@click.option("--model", "model_options", multiple=True, help="Detector option KEY=VALUE (e.g. stacks=2, width=64).")
+@click.option("--dataset", "kind", type=click.Choice(list(READERS)), default="wflw", show_default=True)
+@click.option("--root", default=None, help="Training set root (wflw: $LAFIN_AUG_WFLW_ROOT or data/WFLW).")
+@click.option("--split", default="train", show_default=True)
+@click.option("--count", default=512, show_default=True, help="Faces (synthetic only).")
+@click.option("--test-dataset", type=click.Choice(list(READERS)), default=None, help="Default: --dataset.")
+@click.option("--test-root", default=None, help="Default: --root.")
+@click.option("--test-split", default="test", show_default=True,
+              help="Scored split (wflw and 300w score their standard subsets).")
+@click.option("--extra-test", multiple=True, help="Another test set NAME=KIND:PATH[:SPLIT].")
+@click.option("--aug", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Shard directory from `lafin-aug generate` on the training set.")
+@click.option("--variants", default=",".join(VARIANTS), show_default=True)
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--steps", default=1000, show_default=True)
+@click.option("--batch", default=16, show_default=True)
+@click.option("--size", default=64, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--train-fraction", default=1.0, show_default=True, help="Use a fixed random share of the training set.")
+@device_options
+@click.option("--out", type=click.Path(file_okay=False), default="runs/bench", show_default=True)
+def bench_command(detector, model_options, kind, root, split, count, test_dataset, test_root, test_split, extra_test,
+                  aug, variants, seeds, steps, batch, size, lr, train_fraction, device, precision, out) -> None:
+    """Train the detector per variant (none, classic, lafin) and seed; write results.csv, summary.md, ced.png."""
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    unknown = set(chosen) - set(VARIANTS)
+    if unknown:
+        raise click.BadParameter(f"unknown variants {sorted(unknown)} (known: {', '.join(VARIANTS)})")
+    if aug is None and set(chosen) - {"none"}:
+        raise click.UsageError("variants classic and lafin need --aug SHARDS_DIR: run `lafin-aug generate` on the "
+                               "training set first, or pass --variants none")
+    config = BenchConfig(
+        detector=detector, model=parse_model_options(model_options), train=DataSpec(kind, root, split, count),
+        test=DataSpec(test_dataset or kind, test_root if test_root is not None else root, test_split, count),
+        extra_tests=tuple(parse_extra_test(t) for t in extra_test), aug=aug, variants=chosen, seeds=seeds,
+        steps=steps, batch=batch, size=size, lr=lr, train_fraction=train_fraction,
+        device="cuda" if device == "cuda" else "cpu", precision=precision)
+    results = run_bench(config, out)
+    click.echo(summarise(results))
+    click.echo(f"results: {out}/results.csv, {out}/summary.md, {out}/ced.png")

@@ -1,0 +1,250 @@
+"""The benchmark protocol: does training a detector with LaFIn pairs lower its NME?
+
+Variants, trained with everything else equal (steps, batch, optimiser, cosine schedule, seed,
+standard flip/rotation/scale/colour augmentation):
+  none     real crops only;
+  classic  half of each batch real, half the same (face, epoch, mask) records as `lafin` with the
+           hole filled by OpenCV Telea: the control for "occlusion alone";
+  lafin    half of each batch real, half the augmented pairs of the shard directory.
+The augmented half follows the paper's protocol: during pass t over the real faces every face
+appears once more as its augmented epoch t mod K copy (K = epochs in the shards). Each (variant,
+seed) run is cached in OUT/runs/, so a killed bench resumes and variants can be added later.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import h5py
+import numpy as np
+import pandas as pd
+
+from lafin_aug.config import to_dict
+from lafin_aug.data.masks import MaskConfig
+from lafin_aug.data.samples import CropBank
+from lafin_aug.data.schedule import step_indices
+from lafin_aug.data.training import DataSpec, load_crops
+from lafin_aug.io import write_json
+from lafin_aug.metrics import THRESHOLD, ced_curve, landmark_scores, nme_per_face
+from lafin_aug.shards import read_manifest
+from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer, predict_images
+from lafin_aug.train.sources import BatchSource, MixedSource, RealSource, fill_hole
+from lafin_aug.viz import plot_curves, save_png
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("none", "classic", "lafin")
+#: test subsets each dataset kind is scored on (by split name)
+SUBSETS = {
+    "wflw": ("test", "test_pose", "test_expression", "test_illumination", "test_makeup", "test_occlusion",
+             "test_blur"),
+    "300w": ("common", "challenging", "full"),
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything `lafin-aug bench` depends on (written to OUT/bench.json)."""
+
+    detector: str = "lab"
+    model: dict[str, Any] = field(default_factory=dict)
+    train: DataSpec = field(default_factory=DataSpec)
+    test: DataSpec = field(default_factory=lambda: DataSpec(split="test"))
+    extra_tests: tuple[tuple[str, DataSpec], ...] = ()
+    aug: str | None = None
+    variants: tuple[str, ...] = VARIANTS
+    seeds: int = 3
+    steps: int = 1000
+    batch: int = 16
+    size: int = 64
+    lr: float = 1e-3
+    train_fraction: float = 1.0
+    device: str = "cpu"
+    precision: str = "fp32"
+
+
+def resize_crops(images: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Square crops and their pixel-index landmarks resized to size×size (INTER_AREA)."""
+    if images.shape[1] == size:
+        return images, landmarks
+    scale = size / images.shape[1]
+    resized = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) for image in images])
+    return resized, ((landmarks + 0.5) * scale - 0.5).astype(np.float32)
+
+
+@dataclass
+class AugmentedPairs:
+    """The augmented records of a shard directory, in memory, keyed by (source_index, epoch)."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    landmarks: np.ndarray
+    lookup: dict[tuple[int, int], int]
+    epochs: int
+
+
+def load_augmented(directory: str | Path, size: int, sources: set[int]) -> AugmentedPairs:
+    """Augmented records (epoch >= 0) of faces in `sources`, resized to `size`."""
+    directory = Path(directory)
+    images, masks, landmarks, keys = [], [], [], []
+    for row in read_manifest(directory):
+        with h5py.File(directory / row.name) as handle:
+            epoch, source = handle["epoch"][:], handle["source_index"][:]
+            keep = np.flatnonzero((epoch >= 0) & np.isin(source, list(sources)))
+            if not len(keep):
+                continue
+            images.append(handle["image"][keep[0]:keep[-1] + 1][keep - keep[0]])
+            masks.append(handle["mask"][keep[0]:keep[-1] + 1][keep - keep[0]])
+            landmarks.append(handle["landmarks"][keep])
+            keys += [(int(source[k]), int(epoch[k])) for k in keep]
+    if not keys:
+        raise ValueError(f"{directory}: no augmented records for the training faces (was it generated from the "
+                         f"same dataset and split?)")
+    image, points = resize_crops(np.concatenate(images), np.concatenate(landmarks), size)
+    mask = np.concatenate(masks)
+    if mask.shape[1] != size:
+        mask = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in mask])
+    return AugmentedPairs(image, mask, points, {key: k for k, key in enumerate(keys)},
+                          max(e for _, e in keys) + 1)
+
+
+@dataclass
+class PairSource:
+    """The augmented half of a batch: face order as the real half's, epoch t mod K of each face.
+
+    fill "lafin" takes the inpainted image; "telea" takes the real crop with the same mask filled by
+    OpenCV Telea (the classic control).
+    """
+
+    bank: CropBank
+    pairs: AugmentedPairs
+    seed: int
+    fill: str = "lafin"
+
+    def __post_init__(self) -> None:
+        if self.fill != "lafin":
+            position = {int(s): k for k, s in enumerate(self.bank.source_index)}
+            self.filled = self.pairs.images.copy()
+            for (source, _), k in self.pairs.lookup.items():
+                self.filled[k] = fill_hole(self.bank.images[position[source]], self.pairs.masks[k], self.fill,
+                                           np.random.default_rng(k))
+
+    def batch(self, step: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        epochs, faces = step_indices(len(self.bank), size, step, self.seed + 7919)
+        rows = [self.pairs.lookup[(int(self.bank.source_index[f]), int(e) % self.pairs.epochs)]
+                for f, e in zip(faces, epochs)]
+        images = self.pairs.images if self.fill == "lafin" else self.filled
+        return images[rows].copy(), self.pairs.landmarks[rows].copy()
+
+
+def train_subset(bank: CropBank, fraction: float) -> CropBank:
+    """A fixed random `fraction` of the training faces (the same for every variant and seed)."""
+    if fraction >= 1:
+        return bank
+    keep = np.sort(np.random.default_rng(12345).permutation(len(bank))[: max(1, round(fraction * len(bank)))])
+    return bank.subset(keep)
+
+
+def test_sets(config: BenchConfig) -> dict[str, DataSpec]:
+    """Named test sets: the dataset's standard subsets (WFLW full + six attributes; 300-W) plus extras."""
+    test = config.test
+    names = SUBSETS.get(test.dataset, (test.split,))
+    sets = {name: DataSpec(test.dataset, test.root, name, test.count, test.seed) for name in names}
+    sets.update(dict(config.extra_tests))
+    return sets
+
+
+def run_variant(config: BenchConfig, variant: str, seed: int, bank: CropBank, pairs: AugmentedPairs | None,
+                tests: dict[str, CropBank], out: Path, progress: bool) -> list[dict[str, Any]]:
+    """Train one (variant, seed) detector and score it on every test set; cached in out/results.json."""
+    train_config = DetectorTrainConfig(detector=config.detector, model=config.model, data=config.train,
+                                       size=config.size, steps=config.steps, batch=config.batch, seed=seed,
+                                       lr=config.lr, hole_fraction=0.0, masks=MaskConfig(), device=config.device,
+                                       precision=config.precision, sample_every=0,
+                                       checkpoint_every=max(config.steps // 4, 1))
+    identity = {"train_config": to_dict(train_config), "train_fraction": config.train_fraction,
+                "aug": config.aug if variant != "none" else None, "tests": sorted(tests)}
+    cached = out / "results.json"
+    if cached.is_file():
+        stored = json.loads(cached.read_text())
+        if stored["identity"] != json.loads(json.dumps(identity)):
+            raise ValueError(f"{cached} was made with another configuration: use another --out")
+        return stored["rows"]
+    real = RealSource(bank, seed)
+    source: BatchSource = real
+    if variant != "none":
+        if pairs is None:
+            raise ValueError(f"variant {variant!r} needs --aug SHARDS_DIR (from `lafin-aug generate` on the "
+                             f"training set)")
+        source = MixedSource(real, PairSource(bank, pairs, seed, "lafin" if variant == "lafin" else "telea"))
+    resume = (out / "checkpoints" / "last.pt").is_file()
+    trainer = DetectorTrainer(train_config, out, source=source, points=bank.points, resume=resume,
+                              progress=progress)
+    trainer.fit()
+    rows, nmes = [], {}
+    for name, test in tests.items():
+        predicted = predict_images(trainer.model.eval(), test.images, precision=config.precision)
+        scores = landmark_scores(predicted, test.landmarks)
+        nmes[name] = nme_per_face(predicted, test.landmarks).tolist()
+        rows.append({"detector": config.detector, "variant": variant, "seed": seed, "subset": name,
+                     "nme": scores.nme, "fr10": scores.fr10, "auc10": scores.auc10, "n": scores.n})
+    write_json(cached, {"identity": identity, "rows": rows, "nmes": nmes})
+    return rows
+
+
+def summarise(results: pd.DataFrame) -> str:
+    """Markdown: mean ± std over seeds per variant and subset, and lafin's relative change vs none/classic."""
+    subsets = list(dict.fromkeys(results["subset"]))
+    variants = [v for v in VARIANTS if v in set(results["variant"])]
+    results = results.sort_values(["subset", "variant"], key=lambda c: c.map(
+        {name: k for k, name in enumerate(subsets if c.name == "subset" else variants)}), kind="stable")
+    grouped = results.groupby(["subset", "variant"], sort=False)
+    stats = grouped[["nme", "fr10", "auc10"]].agg(["mean", "std"]).reset_index()
+    counts = grouped["seed"].count().reset_index(name="seeds")
+    lines = ["| subset | variant | NME | FR@0.10 | AUC@0.10 | seeds | n |", "|---|---|---|---|---|---|---|"]
+    n = results.groupby("subset", sort=False)["n"].first()
+    for (_, row), (_, count) in zip(stats.iterrows(), counts.iterrows()):
+        cell = lambda m: f"{row[(m, 'mean')]:.4f} ± {0 if np.isnan(row[(m, 'std')]) else row[(m, 'std')]:.4f}"  # noqa: E731
+        lines.append(f"| {row[('subset', '')]} | {row[('variant', '')]} | {cell('nme')} | {cell('fr10')} | "
+                     f"{cell('auc10')} | {count['seeds']} | {n[row[('subset', '')]]} |")
+    means = results.groupby(["subset", "variant"], sort=False)["nme"].mean().unstack()
+    if "lafin" in means:
+        lines += ["", "| subset | lafin vs none (NME change) | lafin vs classic (NME change) |", "|---|---|---|"]
+        for subset, row in means.iterrows():
+            change = lambda other: (f"{100 * (row['lafin'] - row[other]) / row[other]:+.1f}%"  # noqa: E731
+                                    if other in row and not np.isnan(row[other]) else "n/a")
+            lines.append(f"| {subset} | {change('none')} | {change('classic')} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_bench(config: BenchConfig, out: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Train every (variant, seed), score every test set; writes results.csv, summary.md, ced.png."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "bench.json", to_dict(config))
+    bank = train_subset(load_crops(config.train, config.size, progress), config.train_fraction)
+    tests = {name: load_crops(spec, config.size, progress) for name, spec in test_sets(config).items()}
+    pairs = None
+    if config.aug and any(v != "none" for v in config.variants):
+        pairs = load_augmented(config.aug, config.size, {int(s) for s in bank.source_index})
+    rows = []
+    for seed in range(config.seeds):
+        for variant in config.variants:
+            rows += run_variant(config, variant, seed, bank, pairs, tests, out / "runs" / f"{variant}-seed{seed}",
+                                progress)
+    results = pd.DataFrame(rows, columns=["detector", "variant", "seed", "subset", "nme", "fr10", "auc10", "n"])
+    results.to_csv(out / "results.csv", index=False)
+    (out / "summary.md").write_text(summarise(results))
+    first = next(iter(tests))
+    curves = {}
+    for variant in config.variants:
+        pooled = [v for seed in range(config.seeds) for v in json.loads(
+            (out / "runs" / f"{variant}-seed{seed}" / "results.json").read_text())["nmes"][first]]
+        curves[variant] = ced_curve(np.asarray(pooled), THRESHOLD)
+    save_png(out / "ced.png", plot_curves(curves, f"CED on {first} ({config.detector}, {config.seeds} seeds pooled)",
+                                          "NME (inter-ocular)", "fraction of faces", THRESHOLD))
+    return results

@@ -1,0 +1,104 @@
+"""Gated self-attention and the short+long term attention layer (LaFIn Table 8, after Zheng et al. 2019).
+
+Both layers attend from every position of a feature map (the queries) to a grid of keys. The key
+grid is the feature map itself, average-pooled by a power of two until it has at most `max_keys`
+positions: at the 1/4 scale of a 128x128 image (32x32 = 1024 positions) nothing is pooled, at
+256x256 (64x64 = 4096 positions) keys and values come from a 32x32 grid. Queries always keep full
+resolution, so the output is not blocky; the pooling only bounds the N x N cost, which otherwise
+grows 16x per doubling of the image side. Attention runs through the fused
+`scaled_dot_product_attention` kernel, so the N x N matrix is never kept.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lafin_aug.models.blocks import ConvNormAct
+
+
+def key_pool_factor(height: int, width: int, max_keys: int) -> int:
+    """The smallest power of two f such that an (H/f) x (W/f) key grid (ceil) has at most `max_keys` cells."""
+    factor = 1
+    while -(-height // factor) * -(-width // factor) > max_keys:
+        factor *= 2
+    return factor
+
+
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """[B,C,H,W] -> [B,H*W,C]."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def _pool(x: torch.Tensor, factor: int) -> torch.Tensor:
+    return x if factor == 1 else F.avg_pool2d(x, factor, ceil_mode=True)
+
+
+class SelfAttention(nn.Module):
+    """x + gamma * attention(x): every position gathers features from the whole map.
+
+    gamma is a learned scalar gate that starts at 0, so the layer starts as the identity.
+    """
+
+    def __init__(self, channels: int, max_keys: int = 1024):
+        super().__init__()
+        inner = max(channels // 4, 1)
+        self.max_keys = max_keys
+        self.query = nn.Conv2d(channels, inner, 1)
+        self.key = nn.Conv2d(channels, inner, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))  # 0-dim: keeps bf16 features bf16 under autocast
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        pooled = _pool(x, key_pool_factor(h, w, self.max_keys))
+        attended = F.scaled_dot_product_attention(
+            _tokens(self.query(x)), _tokens(self.key(pooled)), _tokens(pooled))
+        return x + self.gamma * attended.transpose(1, 2).reshape(b, c, h, w)
+
+
+class ShortLongAttention(nn.Module):
+    """Short+long term attention over the 1/4-scale features of the generator.
+
+    forward(decoder, encoder, hole):
+      decoder  [B,C,h,w] features after the residual blocks (queries and keys come from these)
+      encoder  [B,C,h,w] encoder features of the same scale
+      hole     [B,1,h,w] 1 where the cell touches the hole (the image mask max-pooled to this scale)
+
+    Short term: self-attention of the decoder features, gated by gamma (starts at 0).
+    Long term: the same attention logits, restricted to keys outside the hole, gather *encoder*
+    features; inside the hole these copied features (gated by alpha, starts at 0) replace the
+    encoder features, outside the hole the encoder features are used as they are. A sample whose
+    whole key grid is hole attends everywhere instead (nothing known to copy). Both terms are one
+    fused attention call with two heads that differ only in their values and key mask. A 1x1
+    conv fuses [short, long] back to C channels.
+    """
+
+    def __init__(self, channels: int, max_keys: int = 1024):
+        super().__init__()
+        inner = max(channels // 4, 1)
+        self.max_keys = max_keys
+        self.query = nn.Conv2d(channels, inner, 1)
+        self.key = nn.Conv2d(channels, inner, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))  # 0-dim: keeps bf16 features bf16 under autocast
+        self.alpha = nn.Parameter(torch.zeros(()))
+        self.fuse = ConvNormAct(2 * channels, channels, 1)
+
+    def forward(self, decoder: torch.Tensor, encoder: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = decoder.shape
+        factor = key_pool_factor(h, w, self.max_keys)
+        pooled_decoder, pooled_encoder = _pool(decoder, factor), _pool(encoder, factor)
+
+        known = F.max_pool2d(hole, factor, ceil_mode=True).flatten(1) < 0.5  # [B, keys]
+        known |= ~known.any(dim=1, keepdim=True)
+        key_mask = torch.stack([torch.ones_like(known), known], dim=1).unsqueeze(2)  # [B,2,1,keys]
+
+        query = _tokens(self.query(decoder)).unsqueeze(1).expand(-1, 2, -1, -1)
+        key = _tokens(self.key(pooled_decoder)).unsqueeze(1).expand(-1, 2, -1, -1)
+        value = torch.stack([_tokens(pooled_decoder), _tokens(pooled_encoder)], dim=1)
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask)
+        attended = attended.transpose(2, 3).reshape(b, 2, c, h, w)
+
+        hole = hole.to(attended.dtype)
+        short = decoder + self.gamma * attended[:, 0]
+        long = hole * self.alpha * attended[:, 1] + (1 - hole) * encoder
+        return self.fuse(torch.cat([short, long], dim=1))
