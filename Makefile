@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/lafin-aug stats --dataset synthetic
+	$(VENV)/bin/lafin-aug demo --out $(OUT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

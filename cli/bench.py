@@ -79,3 +79,11 @@ def bench_command(detector, model_options, kind, root, split, count, test_datase
     results = run_bench(config, out)
     click.echo(summarise(results))
     click.echo(f"results: {out}/results.csv, {out}/summary.md, {out}/ced.png")
+
+
+@click.command("demo")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True)
+def demo_command(out) -> None:
+    """Run the whole pipeline on the embedded synthetic faces in a few minutes on a CPU."""
+    from lafin_aug.demo import run_demo
+    run_demo(out)

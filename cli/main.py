@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from .bench import bench_command
+from .bench import bench_command, demo_command
 from .evaluate import eval_inpaint
 from .shards import generate_command, preview_command, verify_command
 from .train import train
@@ -38,7 +38,7 @@ def stats(kind: str, root: str | None, split: str, as_json: bool) -> None:
 
 main.add_command(train)
 main.add_command(eval_inpaint)
-for command in (generate_command, verify_command, preview_command, bench_command):
+for command in (generate_command, verify_command, preview_command, bench_command, demo_command):
     main.add_command(command)
 
 if __name__ == "__main__":

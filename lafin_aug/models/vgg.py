@@ -115,7 +115,8 @@ def load_vgg19(weights: str | Path | None = None) -> tuple[VGG19Features | None,
     elif weights is None and (path := _hub_cache_weights()) is not None:
         source = f"hub-cache:{path}"
     else:
-        reason = "requested" if weights == "random" else f"no weights given and none in {torch.hub.get_dir()}/checkpoints"
+        reason = ("requested" if weights == "random"
+                  else f"no weights given and none in {torch.hub.get_dir()}/checkpoints")
         message = (f"VGG-19: {reason}; perceptual and style losses are computed on RANDOM (seeded) VGG "
                    "features, not ImageNet ones. Pass the path of a torchvision vgg19-*.pth to train as in the paper.")
         log.warning(message)

@@ -153,7 +153,7 @@ class InpainterTrainer(Trainer):
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One discriminator update and one generator update; returns every loss term."""
         image, mask, landmarks = batch["image"], batch["mask"], batch["landmarks"]
-        lmap = landmark_map(landmarks, image.shape[-1]).to(image)
+        lmap = landmark_map(landmarks, image.shape[-1], self.generator.config.landmark_radius).to(image)
         with autocast(self.device, self.config.precision):
             generated = self.g_train(image, mask, landmarks)
         generated = generated.float()
