@@ -149,9 +149,10 @@ def augment_records(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, s
 
 
 def build_shard(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
-                config: GenerateConfig, header: ShardHeader, path: Path, threads: int) -> ManifestRow:
-    """Inpaint one shard's records and write it atomically (runs in a worker process)."""
-    torch.set_num_threads(threads)
+                config: GenerateConfig, header: ShardHeader, path: Path, threads: int | None) -> ManifestRow:
+    """Inpaint one shard's records and write it atomically (in a worker process: `threads` torch threads)."""
+    if threads:
+        torch.set_num_threads(threads)
     images, labels, masks, edited = augment_records(plan, crops, landmarks, source_index, config,
                                                     resolve_device(config.device))
     return write_shard(path, header, images, labels, masks, source_index[plan.faces], plan.epochs, edited)
@@ -227,7 +228,7 @@ def generate(config: GenerateConfig, out: str | Path, bank: CropBank | None = No
     plans = [p for p in plan_shards(len(bank), config) if p.index % world == rank]
     done = finished_shards(out)
     todo = [p for p in plans if shard_name(p.index) not in done]
-    threads = max(1, (os.cpu_count() or 1) // max(config.workers, 1))
+    threads = max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
     jobs = (delayed(build_shard)(p, bank.images, bank.landmarks, bank.source_index, config, header,
                                  out / shard_name(p.index), threads) for p in todo)
     bar = tqdm(total=sum(len(p.faces) for p in todo), desc=f"generate (rank {rank}/{world})", unit="face",
