@@ -26,11 +26,11 @@ class DemoConfig:
     """Sizes of the demo run."""
 
     faces: int = 256
-    test_faces: int = 96
+    test_faces: int = 64
     size: int = 64
     inpainter_steps: int = 300
     predictor_steps: int = 200
-    bench_steps: int = 200
+    bench_steps: int = 150
     seeds: int = 1
     precision: str = "bf16"
 

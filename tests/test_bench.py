@@ -1,0 +1,110 @@
+"""The benchmark protocol: variants trained alike, the classic control uses the lafin records' masks, caching."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lafin_aug.augment import GenerateConfig, generate
+from lafin_aug.bench import BenchConfig, PairSource, load_augmented, run_bench, summarise
+from lafin_aug.cli.main import main
+from lafin_aug.data import open_dataset
+from lafin_aug.data.samples import crop_bank
+from lafin_aug.data.training import DataSpec
+from lafin_aug.train.inpainter import InpainterTrainConfig, InpainterTrainer
+
+SIZE = 32
+TRAIN = DataSpec("synthetic", count=8, seed=2)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    bank = crop_bank(open_dataset("synthetic", count=8, seed=2), SIZE, progress=False)
+    config = InpainterTrainConfig(size=SIZE, steps=1, batch=2, width=8, blocks=1, disc_width=8, vgg_weights="off",
+                                  device="cpu", sample_every=0)
+    checkpoint = InpainterTrainer(config, root / "inpainter", bank=bank, progress=False).fit()
+    generate(GenerateConfig(data=TRAIN, inpainter=str(checkpoint), epochs=2, device="cpu"), root / "shards",
+             bank=bank, progress=False)
+    return root / "shards", bank
+
+
+def test_classic_and_lafin_draw_the_same_faces_epochs_and_masks(shards):
+    directory, bank = shards
+    pairs = load_augmented(directory, SIZE, {int(s) for s in bank.source_index})
+    assert pairs.epochs == 2 and len(pairs.lookup) == 16
+    rng = np.random.default_rng(0)
+    lafin = PairSource(bank, pairs, seed=0, fill="lafin")
+    classic = PairSource(bank, pairs, seed=0, fill="telea")
+    assert np.array_equal(lafin.batch(3, 6, rng)[1], classic.batch(3, 6, rng)[1])
+    position = {int(s): k for k, s in enumerate(bank.source_index)}
+    for (source, epoch), row in pairs.lookup.items():
+        known = pairs.masks[row] == 0
+        real = bank.images[position[source]]
+        # outside the hole both fills are the real crop; inside, Telea differs from the generator
+        assert np.array_equal(pairs.images[row][known], real[known])
+        assert np.array_equal(classic.filled[row][known], real[known])
+        assert not np.array_equal(classic.filled[row], pairs.images[row])
+
+
+def test_every_variant_trains_the_same_steps_and_seeds(shards, tmp_path):
+    directory, _ = shards
+    config = BenchConfig(detector="builtin", model={"width_mult": 0.25}, train=TRAIN,
+                         test=DataSpec("synthetic", split="test", count=6), aug=str(directory), seeds=2, steps=3,
+                         batch=4, size=SIZE)
+    results = run_bench(config, tmp_path, progress=False)
+    assert sorted(results.columns) == sorted(["detector", "variant", "seed", "subset", "nme", "fr10", "auc10", "n"])
+    assert len(results) == 3 * 2 and set(results["variant"]) == {"none", "classic", "lafin"}
+    configs = {}
+    for variant in ("none", "classic", "lafin"):
+        for seed in range(2):
+            run = tmp_path / "runs" / f"{variant}-seed{seed}"
+            steps = [int(line.split(",")[0]) for line in (run / "log.csv").read_text().splitlines()[1:]]
+            assert steps[-1] == 3
+            train = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["train_config"]
+            assert train["seed"] == seed
+            configs[(variant, seed)] = train
+    assert configs[("none", 0)] == configs[("classic", 0)] == configs[("lafin", 0)]
+    for name in ("results.csv", "summary.md", "ced.png"):
+        assert (tmp_path / name).is_file()
+    # a rerun reuses every cached run and gives the same numbers
+    stamp = (tmp_path / "runs" / "lafin-seed1" / "results.json").stat().st_mtime_ns
+    again = run_bench(config, tmp_path, progress=False)
+    assert (tmp_path / "runs" / "lafin-seed1" / "results.json").stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(again, results)
+
+
+def test_identical_command_reproduces_the_numbers(shards, tmp_path):
+    directory, _ = shards
+    config = BenchConfig(detector="lab", model={"stacks": 1, "width": 8, "depth": 2}, train=TRAIN,
+                         test=DataSpec("synthetic", split="test", count=4), aug=str(directory), seeds=1, steps=2,
+                         batch=4, size=SIZE, variants=("lafin",))
+    first = run_bench(config, tmp_path / "a", progress=False)
+    second = run_bench(config, tmp_path / "b", progress=False)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_cached_run_with_another_config_is_refused(shards, tmp_path):
+    config = BenchConfig(detector="builtin", model={"width_mult": 0.25}, train=TRAIN,
+                         test=DataSpec("synthetic", split="test", count=4), seeds=1, steps=2, batch=4, size=SIZE,
+                         variants=("none",))
+    run_bench(config, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        run_bench(BenchConfig(**{**config.__dict__, "steps": 3}), tmp_path, progress=False)
+
+
+def test_summary_reports_mean_std_and_relative_change():
+    rows = [("none", 0, 0.10), ("none", 1, 0.12), ("classic", 0, 0.10), ("classic", 1, 0.10),
+            ("lafin", 0, 0.09), ("lafin", 1, 0.09)]
+    table = pd.DataFrame([{"detector": "lab", "variant": v, "seed": s, "subset": "test", "nme": nme,
+                           "fr10": 0.0, "auc10": 0.5, "n": 10} for v, s, nme in rows])
+    text = summarise(table)
+    assert "| test | none | 0.1100 ± 0.0141 |" in text
+    assert "| test | -18.2% | -10.0% |" in text
+
+
+def test_bench_cli_needs_shards_for_augmented_variants(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--dataset", "synthetic", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "--aug" in result.output
