@@ -8,9 +8,10 @@ import click
 
 from .bench import bench_command, demo_command
 from .evaluate import eval_inpaint
+from .options import data_spec, dataset_options
 from .shards import generate_command, preview_command, verify_command
 from .train import train
-from lafin_aug.data import READERS, open_dataset
+from lafin_aug.data.training import open_reader
 
 
 @click.group()
@@ -22,13 +23,11 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--dataset", "kind", type=click.Choice(list(READERS)), required=True)
-@click.option("--root", type=click.Path(), default=None, help="Dataset root (file for coco).")
-@click.option("--split", default="train", show_default=True)
+@dataset_options(default_kind=None)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def stats(kind: str, root: str | None, split: str, as_json: bool) -> None:
+def stats(kind: str, root: str | None, split: str, count: int, as_json: bool) -> None:
     """Count faces, points per face, skipped records and image sizes of a dataset."""
-    summary = open_dataset(kind, root, split).describe()
+    summary = open_reader(data_spec(kind, root, split, count)).describe()
     if as_json:
         click.echo(json.dumps(summary))
         return

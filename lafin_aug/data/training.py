@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from lafin_aug.data import open_dataset
+from lafin_aug.data import FaceReader, OnError, open_dataset
 from lafin_aug.data.samples import CropBank, crop_bank
 
 log = logging.getLogger(__name__)
@@ -24,9 +24,14 @@ class DataSpec:
         return {"count": self.count, "seed": self.seed} if self.dataset == "synthetic" else {}
 
 
+def open_reader(spec: DataSpec, on_error: OnError = "skip") -> FaceReader:
+    """The reader `spec` names."""
+    return open_dataset(spec.dataset, spec.root, spec.split, on_error=on_error, **spec.options())
+
+
 def load_crops(spec: DataSpec, size: int, progress: bool = True) -> CropBank:
     """Every usable face of `spec` cropped to size×size (bad records skipped and reported)."""
-    reader = open_dataset(spec.dataset, spec.root, spec.split, on_error="skip", **spec.options())
+    reader = open_reader(spec)
     bank = crop_bank(reader, size, progress=progress)
     if reader.skipped.total:
         log.warning("%s %s: skipped %d bad records %s", spec.dataset, spec.root, reader.skipped.total,

@@ -1,0 +1,73 @@
+"""The command line: thin commands over the library, clear failures."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lafin_aug.cli.main import main
+from lafin_aug.data import open_dataset
+from lafin_aug.data.samples import crop_bank
+from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer
+from lafin_aug.train.inpainter import InpainterTrainConfig, InpainterTrainer
+from lafin_aug.train.sources import RealSource
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    bank = crop_bank(open_dataset("synthetic", count=6), 32, progress=False)
+    inpainter = InpainterTrainer(InpainterTrainConfig(size=32, steps=1, batch=2, width=8, blocks=1, disc_width=8,
+                                                      vgg_weights="off", device="cpu", sample_every=0),
+                                 root / "inpainter", bank=bank, progress=False).fit()
+    predictor = DetectorTrainer(DetectorTrainConfig(detector="builtin", model={"width_mult": 0.25}, size=32,
+                                                    steps=1, batch=2, device="cpu", sample_every=0),
+                                root / "predictor", source=RealSource(bank), points=68, progress=False).fit()
+    return inpainter, predictor
+
+
+def test_stats_json_on_the_synthetic_default():
+    result = CliRunner().invoke(main, ["stats", "--dataset", "synthetic", "--count", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["faces"] == 5 and summary["points"] == 68 and summary["skipped"] == 0
+
+
+def test_generate_verify_preview_and_a_failing_verify(checkpoints, tmp_path):
+    inpainter, _ = checkpoints
+    runner = CliRunner()
+    out = tmp_path / "shards"
+    result = runner.invoke(main, ["generate", "--dataset", "synthetic", "--count", "6", "--inpainter", str(inpainter),
+                                  "--epochs", "2", "--out", str(out), "--shard-size", "7", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "18 records" in result.output
+    assert runner.invoke(main, ["verify", str(out)]).exit_code == 0
+    preview = runner.invoke(main, ["preview", str(out), "--out", str(tmp_path / "grid.png"), "--n", "4"])
+    assert preview.exit_code == 0 and (tmp_path / "grid.png").stat().st_size > 1000
+    victim = out / "shard-00001.h5"
+    victim.write_bytes(victim.read_bytes()[:-10])
+    failed = runner.invoke(main, ["verify", str(out), "--json"])
+    assert failed.exit_code == 1
+    assert "shard-00001.h5" in failed.stdout and json.loads(failed.stdout)["ok"] is False
+
+
+def test_eval_inpaint_writes_tables_and_examples(checkpoints, tmp_path):
+    inpainter, predictor = checkpoints
+    result = CliRunner().invoke(main, ["eval-inpaint", "--inpainter", str(inpainter), "--landmarks", str(predictor),
+                                       "--dataset", "synthetic", "--split", "test", "--count", "4", "--size", "32",
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for bucket in ("10-20", "50+", "centre"):
+        assert f"| {bucket} |" in result.output
+    assert "unmasked" in result.output
+    for name in ("table.md", "table.csv", "results.json", "examples.png"):
+        assert (tmp_path / name).is_file()
+
+
+def test_training_a_second_time_into_a_run_needs_resume(checkpoints):
+    inpainter, _ = checkpoints
+    run = inpainter.parent.parent
+    result = CliRunner().invoke(main, ["train", "inpainter", "--count", "4", "--size", "32", "--steps", "1",
+                                       "--width", "8", "--blocks", "1", "--vgg-weights", "off", "--out", str(run)])
+    assert result.exit_code != 0 and "--resume" in str(result.exception)
