@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from lafin_aug.bench import VARIANTS, BenchConfig, run_bench, summarise
-from lafin_aug.data import READERS
+from lafin_aug.data import READERS, reader_class
 from lafin_aug.data.training import DataSpec
 from lafin_aug.detectors import DETECTORS
 
@@ -46,8 +46,8 @@ def parse_model_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--count", default=512, show_default=True, help="Faces (synthetic only).")
 @click.option("--test-dataset", type=click.Choice(list(READERS)), default=None, help="Default: --dataset.")
 @click.option("--test-root", default=None, help="Default: --root.")
-@click.option("--test-split", default="test", show_default=True,
-              help="Scored split (wflw and 300w score their standard subsets).")
+@click.option("--test-split", default=None,
+              help="Scored split (default: 'test' where the format has one; wflw and 300w score their standard subsets).")
 @click.option("--extra-test", multiple=True, help="Another test set NAME=KIND:PATH[:SPLIT].")
 @click.option("--aug", type=click.Path(exists=True, file_okay=False), default=None,
               help="Shard directory from `lafin-aug generate` on the training set.")
@@ -70,9 +70,11 @@ def bench_command(detector, model_options, kind, root, split, count, test_datase
     if aug is None and set(chosen) - {"none"}:
         raise click.UsageError("variants classic and lafin need --aug SHARDS_DIR: run `lafin-aug generate` on the "
                                "training set first, or pass --variants none")
+    test_kind = test_dataset or kind
+    default_split = "test" if "test" in reader_class(test_kind).splits else "train"
     config = BenchConfig(
         detector=detector, model=parse_model_options(model_options), train=DataSpec(kind, root, split, count),
-        test=DataSpec(test_dataset or kind, test_root if test_root is not None else root, test_split, count),
+        test=DataSpec(test_kind, test_root if test_root is not None else root, test_split or default_split, count),
         extra_tests=tuple(parse_extra_test(t) for t in extra_test), aug=aug, variants=chosen, seeds=seeds,
         steps=steps, batch=batch, size=size, lr=lr, train_fraction=train_fraction,
         device="cuda" if device == "cuda" else "cpu", precision=precision)

@@ -152,8 +152,10 @@ def train_subset(bank: CropBank, fraction: float) -> CropBank:
 def test_sets(config: BenchConfig) -> dict[str, DataSpec]:
     """Named test sets: the dataset's standard subsets (WFLW full + six attributes; 300-W) plus extras."""
     test = config.test
-    names = SUBSETS.get(test.dataset, (test.split,))
-    sets = {name: DataSpec(test.dataset, test.root, name, test.count, test.seed) for name in names}
+    if test.dataset in SUBSETS:
+        sets = {name: DataSpec(test.dataset, test.root, name, test.count, test.seed) for name in SUBSETS[test.dataset]}
+    else:
+        sets = {"test": test}
     sets.update(dict(config.extra_tests))
     return sets
 

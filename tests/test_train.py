@@ -12,7 +12,6 @@ import torch
 
 from lafin_aug.data.samples import crop_bank
 from lafin_aug.data import open_dataset
-from lafin_aug.data.training import DataSpec
 from lafin_aug.train.common import load_checkpoint
 from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer, load_detector
 from lafin_aug.train.inpainter import InpainterTrainConfig, InpainterTrainer, load_inpainter

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from lafin_aug.config import to_dict
 from lafin_aug.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -174,14 +175,61 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-class Trainer(ABC):
-    """The loop every trainer shares: progress bar, CSV log, sample pictures, checkpoints, Ctrl-C.
+def load_checkpoint_of(path: str | Path, kind: str) -> dict[str, Any]:
+    """A checkpoint (weights_only) that must be of `kind`; ValueError naming the file otherwise."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("kind") != kind:
+        raise ValueError(f"{path} is not a {kind} checkpoint (kind={checkpoint.get('kind')!r})")
+    return checkpoint
 
-    Subclasses set `config` (with steps, batch, log_every, sample_every, checkpoint_every), `run`,
-    `rank`, `world`, `step`, `log` and `progress`, and provide the hooks below.
+
+class Trainer(ABC):
+    """The loop every trainer shares: setup, progress bar, CSV log, samples, checkpoints, resume, Ctrl-C.
+
+    A subclass calls `_setup` first, builds its models and optimisers, then `_start`; it provides
+    `stateful()` (the modules and optimisers to checkpoint by name), `extra()` (plain data that
+    rebuilds the model), `batch`, `train_step`, `train` and optionally `sample`. `config` needs
+    seed, device, steps, batch, log_every, sample_every and checkpoint_every.
     """
 
     name = "model"
+    kind = "lafin-aug-model"
+
+    def _setup(self, config: Any, out: str | Path, progress: bool) -> None:
+        self.config = config
+        self.run = RunDir(out)
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        self.rank, self.world = init_distributed(self.device)
+        self.step = 0
+        torch.manual_seed(config.seed)
+
+    def _start(self, describe: dict[str, Any], resume: bool) -> None:
+        """Write config.json (rank 0), restore the last checkpoint when resuming, open the log."""
+        if self.rank == 0:
+            self.run.prepare(describe, resume)
+        if resume:
+            state = load_checkpoint_of(self.run.last, self.kind)
+            if state["train_config"] != to_dict(self.config):
+                log.warning("%s: resuming with a config that differs from the checkpoint's", self.run.path)
+            for name, obj in self.stateful().items():
+                obj.load_state_dict(state[name])
+            restore_rng(state["rng"])
+            self.step = int(state["step"])
+        self.log = CsvLog(self.run.path / "log.csv", resume_step=self.step) if self.rank == 0 else None
+
+    @abstractmethod
+    def stateful(self) -> dict[str, Any]:
+        """Modules and optimisers saved in checkpoints, by key."""
+
+    @abstractmethod
+    def extra(self) -> dict[str, Any]:
+        """Plain data stored in checkpoints beside the state (model configs, ...)."""
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model from the file alone, or to resume exactly."""
+        return {"kind": self.kind, "step": self.step, "train_config": to_dict(self.config), **self.extra(),
+                **{name: obj.state_dict() for name, obj in self.stateful().items()}, "rng": capture_rng()}
 
     @abstractmethod
     def batch(self, step: int) -> Any:
@@ -190,10 +238,6 @@ class Trainer(ABC):
     @abstractmethod
     def train_step(self, batch: Any) -> dict[str, float]:
         """One optimisation step; returns named loss values including 'total'."""
-
-    @abstractmethod
-    def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to rebuild the model, or to resume exactly."""
 
     @abstractmethod
     def train(self, mode: bool = True) -> None:

@@ -15,8 +15,7 @@ from lafin_aug.data.masks import MaskConfig
 from lafin_aug.data.training import DataSpec, load_crops
 from lafin_aug.data.transforms import AugmentConfig, augment_face
 from lafin_aug.detectors import build_detector, detector_config
-from lafin_aug.train.common import (CsvLog, RunDir, Trainer, autocast, capture_rng, init_distributed,
-                                    load_checkpoint, resolve_device, restore_rng)
+from lafin_aug.train.common import Trainer, autocast, load_checkpoint_of
 from lafin_aug.train.sources import BatchSource, RealSource
 from lafin_aug.viz import draw_landmarks, image_grid, save_png
 
@@ -58,9 +57,7 @@ class DetectorTrainConfig:
 
 def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """(detector in eval mode, checkpoint dict) rebuilt from a detector checkpoint file alone."""
-    checkpoint = load_checkpoint(path)
-    if checkpoint.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"{path} is not a detector checkpoint (kind={checkpoint.get('kind')!r})")
+    checkpoint = load_checkpoint_of(path, CHECKPOINT_KIND)
     model = build_detector(checkpoint["detector"], checkpoint["detector_config"])
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), checkpoint
@@ -87,15 +84,11 @@ class DetectorTrainer(Trainer):
     """One detector training run over a batch source; resumable exactly."""
 
     name = "detector"
+    kind = CHECKPOINT_KIND
 
     def __init__(self, config: DetectorTrainConfig, out: str | Path, source: BatchSource | None = None,
                  resume: bool = False, progress: bool = True, points: int | None = None):
-        self.config = config
-        self.run = RunDir(out)
-        self.progress = progress
-        self.device = resolve_device(config.device)
-        self.rank, self.world = init_distributed(self.device)
-        torch.manual_seed(config.seed)
+        self._setup(config, out, progress)
         if source is None:
             bank = load_crops(config.data, config.size, progress and self.rank == 0)
             source = RealSource(bank, config.seed, config.hole_fraction, "zero", config.masks, self.rank, self.world)
@@ -107,33 +100,14 @@ class DetectorTrainer(Trainer):
                                                                    **config.model})
         self.model = build_detector(config.detector, self.detector_config.to_dict()).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.step = 0
-        if self.rank == 0:
-            self.run.prepare({"train": to_dict(config), "detector_config": self.detector_config.to_dict()}, resume)
-        if resume:
-            self._restore(load_checkpoint(self.run.last))
-        self.log = CsvLog(self.run.path / "log.csv", resume_step=self.step) if self.rank == 0 else None
+        self._start({"train": to_dict(config), **self.extra()}, resume)
         self.model_train = DistributedDataParallel(self.model) if self.world > 1 else self.model
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {
-            "kind": CHECKPOINT_KIND,
-            "step": self.step,
-            "detector": self.config.detector,
-            "detector_config": self.detector_config.to_dict(),
-            "train_config": to_dict(self.config),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": capture_rng(),
-        }
+    def stateful(self) -> dict[str, Any]:
+        return {"model": self.model, "optimizer": self.optimizer}
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        if state.get("kind") != CHECKPOINT_KIND:
-            raise ValueError(f"{self.run.last} is not a detector checkpoint")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng(state["rng"])
-        self.step = int(state["step"])
+    def extra(self) -> dict[str, Any]:
+        return {"detector": self.config.detector, "detector_config": self.detector_config.to_dict()}
 
     def train(self, mode: bool = True) -> None:
         self.model.train(mode)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from lafin_aug.config import from_dict, to_dict
+from lafin_aug.config import to_dict
 from lafin_aug.data.masks import MaskConfig
 from lafin_aug.data.samples import CropBank, masked_batch
 from lafin_aug.data.schedule import step_indices
@@ -21,8 +21,7 @@ from lafin_aug.models.conditioning import landmark_map
 from lafin_aug.models.discriminator import PatchDiscriminator
 from lafin_aug.models.inpainter import GeneratorConfig
 from lafin_aug.models.vgg import load_vgg19
-from lafin_aug.train.common import (CsvLog, RunDir, Trainer, autocast, capture_rng, init_distributed,
-                                    load_checkpoint, resolve_device, restore_rng)
+from lafin_aug.train.common import Trainer, autocast, load_checkpoint_of
 from lafin_aug.viz import draw_landmarks, image_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -63,9 +62,7 @@ def generator_config(config: InpainterTrainConfig, points: int) -> GeneratorConf
 
 def load_inpainter(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """(generator in eval mode, checkpoint dict) from an inpainter checkpoint file alone."""
-    checkpoint = load_checkpoint(path, map_location="cpu")
-    if checkpoint.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"{path} is not an inpainter checkpoint (kind={checkpoint.get('kind')!r})")
+    checkpoint = load_checkpoint_of(path, CHECKPOINT_KIND)
     model = build_inpainter(checkpoint["generator_config"])
     model.load_state_dict(checkpoint["generator"])
     return model.to(device).eval(), checkpoint
@@ -75,15 +72,11 @@ class InpainterTrainer(Trainer):
     """One training run: models, optimisers, data and the loop; resumable bit-for-bit."""
 
     name = "inpainter"
+    kind = CHECKPOINT_KIND
 
     def __init__(self, config: InpainterTrainConfig, out: str | Path, resume: bool = False,
                  bank: CropBank | None = None, progress: bool = True):
-        self.config = config
-        self.run = RunDir(out)
-        self.progress = progress
-        self.device = resolve_device(config.device)
-        self.rank, self.world = init_distributed(self.device)
-        torch.manual_seed(config.seed)
+        self._setup(config, out, progress)
         self.bank = bank if bank is not None else load_crops(config.data, config.size, progress and self.rank == 0)
         if self.bank.size != config.size:
             raise ValueError(f"crops are {self.bank.size}px but the config asks for {config.size}px")
@@ -93,48 +86,18 @@ class InpainterTrainer(Trainer):
         self.loss = InpaintLoss(vgg.to(self.device) if vgg is not None else None, config.weights)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=config.betas)
-        self.step = 0
-        if self.rank == 0:
-            self.run.prepare(self.describe(), resume)
-        if resume:
-            self._restore(load_checkpoint(self.run.last))
-        self.log = CsvLog(self.run.path / "log.csv", resume_step=self.step) if self.rank == 0 else None
+        self._start({"train": to_dict(config), **self.extra(), "world_size": self.world}, resume)
         self.g_train, self.d_train = self.generator, self.discriminator
         if self.world > 1:
             self.g_train = DistributedDataParallel(self.generator)
             self.d_train = DistributedDataParallel(self.discriminator)
 
-    def describe(self) -> dict[str, Any]:
-        """config.json contents: the training config, the model configs and the VGG weights used."""
-        return {"train": to_dict(self.config), "generator_config": self.generator.config.to_dict(), "vgg": self.vgg_source,
-                "world_size": self.world}
+    def stateful(self) -> dict[str, Any]:
+        return {"generator": self.generator, "discriminator": self.discriminator, "opt_g": self.opt_g,
+                "opt_d": self.opt_d}
 
-    def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to rebuild the generator alone, or to resume exactly."""
-        return {
-            "kind": CHECKPOINT_KIND,
-            "step": self.step,
-            "train_config": to_dict(self.config),
-            "generator_config": self.generator.config.to_dict(),
-            "vgg": self.vgg_source,
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "rng": capture_rng(),
-        }
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        if state.get("kind") != CHECKPOINT_KIND:
-            raise ValueError(f"{self.run.last} is not an inpainter checkpoint")
-        if from_dict(InpainterTrainConfig, state["train_config"]) != self.config:
-            log.warning("resuming with a config that differs from the checkpoint's")
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        restore_rng(state["rng"])
-        self.step = int(state["step"])
+    def extra(self) -> dict[str, Any]:
+        return {"generator_config": self.generator.config.to_dict(), "vgg": self.vgg_source}
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """This rank's batch at `step`: a pure function of (seed, step)."""
