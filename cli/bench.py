@@ -1,6 +1,8 @@
 """`lafin-aug bench`: retrain a detector with and without the augmentation and report NME."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from lafin_aug.bench import VARIANTS, BenchConfig, run_bench, summarise
@@ -50,7 +52,7 @@ def parse_model_options(pairs: tuple[str, ...]) -> dict:
               help="Scored split (default: 'test' where the format has one; wflw and 300w score their standard subsets).")
 @click.option("--extra-test", multiple=True, help="Another test set NAME=KIND:PATH[:SPLIT].")
 @click.option("--aug", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Shard directory from `lafin-aug generate` on the training set.")
+              help="Shard directory from `lafin-aug generate` on the training set (default: runs/DATASET-aug).")
 @click.option("--variants", default=",".join(VARIANTS), show_default=True)
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--steps", default=1000, show_default=True)
@@ -67,9 +69,12 @@ def bench_command(detector, model_options, kind, root, split, count, test_datase
     unknown = set(chosen) - set(VARIANTS)
     if unknown:
         raise click.BadParameter(f"unknown variants {sorted(unknown)} (known: {', '.join(VARIANTS)})")
+    if aug is None and Path(f"runs/{kind}-aug").is_dir():
+        aug = f"runs/{kind}-aug"
     if aug is None and set(chosen) - {"none"}:
-        raise click.UsageError("variants classic and lafin need --aug SHARDS_DIR: run `lafin-aug generate` on the "
-                               "training set first, or pass --variants none")
+        raise click.UsageError(f"variants classic and lafin need --aug SHARDS_DIR: run `lafin-aug generate "
+                               f"--dataset {kind} ... --out runs/{kind}-aug` on the training set first, or pass "
+                               f"--variants none")
     test_kind = test_dataset or kind
     default_split = "test" if "test" in reader_class(test_kind).splits else "train"
     config = BenchConfig(

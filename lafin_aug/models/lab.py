@@ -35,14 +35,14 @@ class LABConfig:
     """Shape and training weights of a LAB detector; plain data for checkpoints.
 
     points: 68 or 98; size: square input side S (multiple of 16); stacks: hourglass stacks (the
-    paper uses 4, CPU runs 1-2); width: feature channels; depth: hourglass recursion depth;
+    paper uses 4; the default 2 trains in minutes on a CPU at 64-128 px); width: feature channels; depth: hourglass recursion depth;
     sigma: boundary heatmap Gaussian width in heatmap pixels; boundary_weight: weight of the
     boundary loss against the landmark loss.
     """
 
     points: int = 68
     size: int = 64
-    stacks: int = 4
+    stacks: int = 2
     width: int = 32
     depth: int = 3
     sigma: float = 1.0
