@@ -187,6 +187,8 @@ def run_variant(config: BenchConfig, variant: str, seed: int, bank: CropBank, pa
     trainer = DetectorTrainer(train_config, out, source=source, points=bank.points, resume=resume,
                               progress=progress)
     trainer.fit()
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"bench interrupted in {out} (checkpoint saved): rerun the command to resume")
     rows, nmes = [], {}
     for name, test in tests.items():
         predicted = predict_images(trainer.model.eval(), test.images, precision=config.precision)

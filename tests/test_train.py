@@ -102,7 +102,7 @@ def test_interrupt_saves_a_checkpoint_and_stops(bank, tmp_path):
 
     trainer.train_step = step_then_interrupt
     trainer.fit()
-    assert trainer.step == 3
+    assert trainer.step == 3 and trainer.interrupted
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 3
 
 

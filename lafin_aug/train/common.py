@@ -202,6 +202,7 @@ class Trainer(ABC):
         self.device = resolve_device(config.device)
         self.rank, self.world = init_distributed(self.device)
         self.step = 0
+        self.interrupted = False
         torch.manual_seed(config.seed)
 
     def _start(self, describe: dict[str, Any], resume: bool) -> None:
@@ -275,6 +276,7 @@ class Trainer(ABC):
                 bar.update(1)
                 if interrupt["stop"]:
                     log.warning("stopped at step %d; continue with --resume", self.step)
+                    self.interrupted = True
                     break
         bar.close()
         return self.run.last
