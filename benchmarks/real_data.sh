@@ -35,7 +35,7 @@ for detector in lab builtin; do
   for fraction in 1.0 0.25; do
     $BIN bench --detector $detector "${model[@]}" --dataset pts --root "$DATA/wild/train" \
         --test-dataset pts --test-root "$DATA/wild/test" "${EXTRA[@]}" \
-        --aug "$RUNS/wild-aug" --seeds 3 --steps "${BENCH_STEPS:-500}" --batch 16 --size 64 \
+        --aug "$RUNS/wild-aug" --seeds 3 --steps "${BENCH_STEPS:-400}" --batch 16 --size 64 \
         --train-fraction $fraction --device cpu --out "$RUNS/bench-$detector-$fraction"
   done
 done
