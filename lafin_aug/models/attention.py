@@ -56,7 +56,7 @@ class SelfAttention(nn.Module):
         return x + self.gamma * attended.transpose(1, 2).reshape(b, c, h, w)
 
 
-class ShortLongAttention(nn.Module):
+class ShortLongAttention(SelfAttention):
     """Short+long term attention over the 1/4-scale features of the generator.
 
     forward(decoder, encoder, hole):
@@ -74,12 +74,7 @@ class ShortLongAttention(nn.Module):
     """
 
     def __init__(self, channels: int, max_keys: int = 1024):
-        super().__init__()
-        inner = max(channels // 4, 1)
-        self.max_keys = max_keys
-        self.query = nn.Conv2d(channels, inner, 1)
-        self.key = nn.Conv2d(channels, inner, 1)
-        self.gamma = nn.Parameter(torch.zeros(()))  # 0-dim: keeps bf16 features bf16 under autocast
+        super().__init__(channels, max_keys)
         self.alpha = nn.Parameter(torch.zeros(()))
         self.fuse = ConvNormAct(2 * channels, channels, 1)
 
