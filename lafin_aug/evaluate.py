@@ -21,11 +21,9 @@ from lafin_aug.data.masks import BUCKETS, CENTRE, MaskConfig, make_mask
 from lafin_aug.data.samples import CropBank
 from lafin_aug.data.training import DataSpec, load_crops
 from lafin_aug.io import write_json
-from lafin_aug.landmarks import to_ibug68
 from lafin_aug.metrics import l1, landmark_scores, psnr, ssim
-from lafin_aug.models import composite
-from lafin_aug.train.common import autocast
-from lafin_aug.train.detector import load_detector, predict_images, to_tensor
+from lafin_aug.augment import inpaint_records
+from lafin_aug.train.detector import load_detector, predict_images
 from lafin_aug.train.inpainter import load_inpainter
 from lafin_aug.viz import draw_landmarks, image_grid, mask_overlay, save_png
 
@@ -58,26 +56,6 @@ def classical_fill(images: np.ndarray, masks: np.ndarray, method: str) -> np.nda
     return np.stack([cv2.inpaint(image, mask, 3, CLASSICAL[method]) for image, mask in zip(images, masks)])
 
 
-@torch.no_grad()
-def model_fill(model: torch.nn.Module, images: np.ndarray, landmarks: np.ndarray, masks: np.ndarray,
-               batch: int, precision: str) -> np.ndarray:
-    """The inpainter's composited output, uint8, for crops, their landmarks and masks."""
-    device = next(model.parameters()).device
-    points = model.config.points
-    out = []
-    for start in range(0, len(images), batch):
-        image = to_tensor(images[start:start + batch], device)
-        mask = torch.from_numpy(masks[start:start + batch]).to(device).unsqueeze(1).float()
-        marks = landmarks[start:start + batch]
-        if marks.shape[1] != points:
-            marks = np.stack([to_ibug68(m) for m in marks])
-        with autocast(device, precision):
-            generated = model(image, mask, torch.from_numpy(marks).to(device)).float()
-        result = composite(generated, image, mask)
-        out.append((result.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy())
-    return np.concatenate(out)
-
-
 def image_scores(filled: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Mean PSNR, SSIM and L1 over the faces."""
     return {"psnr": float(np.mean([psnr(a, b) for a, b in zip(filled, truth)])),
@@ -103,7 +81,8 @@ def evaluate_inpainting(inpainter: str | Path, config: InpaintEvalConfig, out: s
     for bucket_id, bucket in enumerate(tqdm(config.buckets, desc="eval buckets", disable=not progress)):
         masks = eval_masks(bank, bucket, bucket_id, config.seed)
         hole = float(masks.mean())
-        fills = {"model": model_fill(model, bank.images, bank.landmarks, masks, config.batch, config.precision)}
+        fills = {"model": inpaint_records(model, bank.images, bank.landmarks, masks, config.batch, device,
+                                          config.precision)}
         fills.update({name: classical_fill(bank.images, masks, name) for name in CLASSICAL})
         for method, filled in fills.items():
             rows.append({"method": method, "bucket": bucket, "hole": hole, "n": len(bank),
