@@ -18,8 +18,8 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _tiny(points: int = 68, stacks: int = 1) -> LABConfig:
-    return LABConfig(points=points, size=64, stacks=stacks, width=8, depth=2)
+def _tiny(points: int = 68, stacks: int = 1, norm: str = "group") -> LABConfig:
+    return LABConfig(points=points, size=64, stacks=stacks, width=8, depth=2, norm=norm)
 
 
 def _landmarks(batch: int, points: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -148,7 +148,27 @@ def test_config_round_trip_rebuilds_the_model():
     assert torch.equal(rebuilt.predict(image), model.predict(image))
 
 
+def test_group_norm_predictions_do_not_depend_on_batch_statistics():
+    torch.manual_seed(0)
+    model = LABDetector(_tiny(stacks=2))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    images = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        in_training_mode = model(images)["landmarks"]
+        alone = model(images[:1])["landmarks"]
+    torch.testing.assert_close(model.predict(images), in_training_mode * 64 - 0.5)
+    torch.testing.assert_close(alone, in_training_mode[:1])
+
+
+def test_batch_norm_remains_available():
+    model = LABDetector(_tiny(norm="batch"))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+
+
 def test_config_validation():
+    with pytest.raises(ValueError, match="'group' or 'batch'"):
+        LABConfig(norm="layer")
     with pytest.raises(ValueError, match="unknown"):
         LABConfig.from_dict({"points": 68, "colour": 1})
     with pytest.raises(ValueError, match="multiple of 16"):

@@ -12,6 +12,9 @@ the pixel-index coordinate, so [0,1] spans the image's extent; `predict` returns
 """
 from __future__ import annotations
 
+import math
+
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -28,6 +31,19 @@ HEATMAP_STRIDE = 4
 BOUNDARIES = 13
 #: The regressor's spatial size before its fully connected head.
 HEAD_GRID = 4
+#: Channel groups of GroupNorm (fewer when the channel count is not a multiple).
+NORM_GROUPS = 8
+#: Builds a normalisation layer for a channel count.
+Norm = Callable[[int], nn.Module]
+
+
+def norm_layer(kind: str) -> Norm:
+    """Normalisation factory: "group" (GroupNorm, independent of the batch) or "batch" (BatchNorm2d)."""
+    if kind == "group":
+        return lambda channels: nn.GroupNorm(math.gcd(NORM_GROUPS, channels), channels)
+    if kind == "batch":
+        return nn.BatchNorm2d
+    raise ValueError(f"LABConfig.norm must be 'group' or 'batch', got {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,10 @@ class LABConfig:
     points: 68 or 98; size: square input side S (multiple of 16); stacks: hourglass stacks (the
     paper uses 4; the default 2 trains in minutes on a CPU at 64-128 px); width: feature channels; depth: hourglass recursion depth;
     sigma: boundary heatmap Gaussian width in heatmap pixels; boundary_weight: weight of the
-    boundary loss against the landmark loss.
+    boundary loss against the landmark loss; norm: "group" (default) or "batch". BatchNorm (the
+    original LAB's choice) left some batch-16 runs far worse in eval mode than with batch statistics
+    (test NME 0.34 against 0.15) while their training loss was normal; GroupNorm has no running
+    statistics.
     """
 
     points: int = 68
@@ -47,9 +66,11 @@ class LABConfig:
     depth: int = 3
     sigma: float = 1.0
     boundary_weight: float = 1.0
+    norm: str = "group"
 
     def __post_init__(self) -> None:
         schema_for(self.points)
+        norm_layer(self.norm)
         if self.size % 16:
             raise ValueError(f"LABConfig.size must be a multiple of 16, got {self.size}")
         if self.heatmap_size % 2**self.depth:
@@ -80,19 +101,19 @@ class LABConfig:
 class Residual(nn.Module):
     """Basic residual block: two 3x3 convolutions, projection shortcut when the shape changes."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, norm: Norm, stride: int = 1):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            norm(out_channels),
             nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            norm(out_channels),
         )
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), norm(out_channels)
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,12 +123,12 @@ class Residual(nn.Module):
 class Hourglass(nn.Module):
     """Recursive hourglass: a skip branch at this scale plus a half-scale branch upsampled back."""
 
-    def __init__(self, depth: int, channels: int):
+    def __init__(self, depth: int, channels: int, norm: Norm):
         super().__init__()
-        self.skip = Residual(channels, channels)
-        self.down = Residual(channels, channels)
-        self.inner = Hourglass(depth - 1, channels) if depth > 1 else Residual(channels, channels)
-        self.up = Residual(channels, channels)
+        self.skip = Residual(channels, channels, norm)
+        self.down = Residual(channels, channels, norm)
+        self.inner = Hourglass(depth - 1, channels, norm) if depth > 1 else Residual(channels, channels, norm)
+        self.up = Residual(channels, channels, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         low = self.up(self.inner(self.down(F.max_pool2d(x, 2))))
@@ -117,13 +138,13 @@ class Hourglass(nn.Module):
 class HourglassStack(nn.Module):
     """One stack: hourglass, boundary heatmap head, and (unless last) the input of the next stack."""
 
-    def __init__(self, depth: int, channels: int, last: bool):
+    def __init__(self, depth: int, channels: int, last: bool, norm: Norm):
         super().__init__()
-        self.hourglass = Hourglass(depth, channels)
+        self.hourglass = Hourglass(depth, channels, norm)
         self.features = nn.Sequential(
-            Residual(channels, channels),
+            Residual(channels, channels, norm),
             nn.Conv2d(channels, channels, 1, bias=False),
-            nn.BatchNorm2d(channels),
+            norm(channels),
             nn.ReLU(inplace=True),
         )
         self.head = nn.Conv2d(channels, BOUNDARIES, 1)
@@ -147,16 +168,17 @@ class BoundaryEstimator(nn.Module):
     def __init__(self, config: LABConfig):
         super().__init__()
         width = config.width
+        norm = norm_layer(config.norm)
         self.stem = nn.Sequential(
             nn.Conv2d(3, width, 7, 2, 3, bias=False),
-            nn.BatchNorm2d(width),
+            norm(width),
             nn.ReLU(inplace=True),
-            Residual(width, width),
+            Residual(width, width, norm),
             nn.MaxPool2d(2),
-            Residual(width, width),
+            Residual(width, width, norm),
         )
         self.stacks = nn.ModuleList(
-            HourglassStack(config.depth, width, last=i == config.stacks - 1) for i in range(config.stacks)
+            HourglassStack(config.depth, width, i == config.stacks - 1, norm) for i in range(config.stacks)
         )
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
@@ -172,12 +194,12 @@ class BoundaryEstimator(nn.Module):
 class BoundaryFusion(nn.Module):
     """Feature-map fusion: features ⊕ (features ⊗ sigmoid(conv(heatmaps))), mixed by a 1x1 conv."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, norm: Norm):
         super().__init__()
         self.gate = nn.Conv2d(BOUNDARIES, in_channels, 3, 1, 1)
         self.mix = nn.Sequential(
             nn.Conv2d(2 * in_channels, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            norm(out_channels),
             nn.ReLU(inplace=True),
         )
 
@@ -193,10 +215,11 @@ class LandmarkRegressor(nn.Module):
     def __init__(self, config: LABConfig):
         super().__init__()
         width = config.width
+        norm = norm_layer(config.norm)
         channels = [width, width, width, 2 * width, 4 * width]
-        self.input_fusion = BoundaryFusion(3, width)
-        self.stages = nn.ModuleList(Residual(a, b, stride=2) for a, b in zip(channels, channels[1:]))
-        self.fusions = nn.ModuleList(BoundaryFusion(c, c) for c in channels[1:])
+        self.input_fusion = BoundaryFusion(3, width, norm)
+        self.stages = nn.ModuleList(Residual(a, b, norm, stride=2) for a, b in zip(channels, channels[1:]))
+        self.fusions = nn.ModuleList(BoundaryFusion(c, c, norm) for c in channels[1:])
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(HEAD_GRID),
             nn.Flatten(),
