@@ -1,6 +1,8 @@
 """The benchmark protocol: variants trained alike, the classic control uses the lafin records' masks, caching."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,6 +95,13 @@ def test_cached_run_with_another_config_is_refused(shards, tmp_path):
     run_bench(config, tmp_path, progress=False)
     with pytest.raises(ValueError, match="another configuration"):
         run_bench(BenchConfig(**{**config.__dict__, "steps": 3}), tmp_path, progress=False)
+    # a run cached before a model default changed in the code is refused too
+    cached = tmp_path / "runs" / "none-seed0" / "results.json"
+    stored = json.loads(cached.read_text())
+    stored["identity"]["model_config"]["width_mult"] = 1.0
+    cached.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="another configuration"):
+        run_bench(config, tmp_path, progress=False)
 
 
 def test_summary_reports_mean_std_and_relative_change():
