@@ -15,7 +15,7 @@ EXTRA=(--extra-test "300w-fixtures=coco:$FIX/300w/test_300w.json"
 
 # 1. inpainter: 128 px, width 32 (paper: 64), 7 dilated blocks, no VGG (no ImageNet weights here), bf16
 [ -f "$RUNS/inpainter/checkpoints/last.pt" ] && RESUME=--resume || RESUME=
-$BIN train inpainter --dataset pts --root "$DATA/wild/train" --size 128 --steps 3000 --batch 4 --width 32 \
+$BIN train inpainter --dataset pts --root "$DATA/wild/train" --size 128 --steps 10000 --batch 4 --width 32 \
     --blocks 7 --vgg-weights off --precision bf16 --device cpu --out "$RUNS/inpainter" $RESUME
 # 2. landmark predictor G_L on masked faces
 [ -f "$RUNS/predictor/checkpoints/last.pt" ] && RESUME=--resume || RESUME=
