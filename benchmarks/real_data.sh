@@ -30,7 +30,7 @@ $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$RUNS/inpaint
 $BIN verify "$RUNS/wild-aug"
 $BIN preview "$RUNS/wild-aug" --out "$RUNS/wild-aug/preview.png"
 # 5. the benchmark: both detectors, full training set and a fixed 25 % subset, 3 seeds, 64 px.
-#    Steps chosen so both detectors reach NME ~0.10 on wild/test and the 36 runs take ~45 min on 2 cores
+#    Steps chosen so both detectors reach NME ~0.09-0.13 on wild/test and the 36 runs take about an hour on 2 cores
 #    (two lanes of one thread each).
 run_bench() {  # detector fraction steps model-options...
   local detector=$1 fraction=$2 steps=$3; shift 3

@@ -28,11 +28,10 @@ from lafin_aug.data.masks import MaskConfig
 from lafin_aug.data.samples import CropBank
 from lafin_aug.data.schedule import step_indices
 from lafin_aug.data.training import DataSpec, load_crops
-from lafin_aug.detectors import detector_config
 from lafin_aug.io import write_json
 from lafin_aug.metrics import THRESHOLD, ced_curve, landmark_scores, nme_per_face
 from lafin_aug.shards import read_manifest
-from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer, predict_images
+from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer, model_config, predict_images
 from lafin_aug.train.sources import BatchSource, MixedSource, RealSource, fill_hole
 from lafin_aug.viz import plot_curves, save_png
 
@@ -170,8 +169,9 @@ def run_variant(config: BenchConfig, variant: str, seed: int, bank: CropBank, pa
                                        precision=config.precision, sample_every=0,
                                        checkpoint_every=max(config.steps // 4, 1))
     # the resolved model config, so that a changed default in the code also invalidates the cache
-    model_config = detector_config(config.detector, **{"points": bank.points, "size": config.size, **config.model})
-    identity = {"train_config": to_dict(train_config), "model_config": model_config.to_dict(),
+    # the resolved model config too, so that a changed default in the code invalidates the cache
+    identity = {"train_config": to_dict(train_config),
+                "model_config": model_config(train_config, bank.points).to_dict(),
                 "train_fraction": config.train_fraction, "aug": config.aug if variant != "none" else None,
                 "tests": sorted(tests)}
     cached = out / "results.json"

@@ -17,12 +17,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from lafin_aug.augment import inpaint_records
 from lafin_aug.data.masks import BUCKETS, CENTRE, MaskConfig, make_mask
 from lafin_aug.data.samples import CropBank
 from lafin_aug.data.training import DataSpec, load_crops
 from lafin_aug.io import write_json
 from lafin_aug.metrics import l1, landmark_scores, psnr, ssim
-from lafin_aug.augment import inpaint_records
 from lafin_aug.train.detector import load_detector, predict_images
 from lafin_aug.train.inpainter import load_inpainter
 from lafin_aug.viz import draw_landmarks, image_grid, mask_overlay, save_png

@@ -120,6 +120,18 @@ def test_detector_learns_and_resumes_exactly(bank, tmp_path):
     assert checkpoint["detector"] == "lab" and model.config.stacks == 1
 
 
+def test_weights_that_do_not_fit_their_config_name_the_file(bank, tmp_path):
+    DetectorTrainer(detector_config(), tmp_path / "run", source=RealSource(bank, seed=0), points=68,
+                    progress=False).fit(until=1)
+    path = tmp_path / "run" / "checkpoints" / "last.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["detector_config"]["norm"] = "batch"  # as a LAB checkpoint from before GroupNorm
+    stale = tmp_path / "stale.pt"
+    torch.save(checkpoint, stale)
+    with pytest.raises(ValueError, match=f"{stale}: the saved weights do not fit the LABDetector"):
+        load_detector(stale)
+
+
 def test_builtin_predictor_loss_drops(bank, tmp_path):
     config = detector_config(detector="builtin", model={"width_mult": 0.25}, lr=3e-3, hole_fraction=0.0)
     trainer = DetectorTrainer(config, tmp_path / "run", source=RealSource(bank), points=68, progress=False)

@@ -63,6 +63,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"cannot load checkpoint {path}: {exc}") from exc
 
 
+def load_weights(target: Any, state: dict[str, Any], path: str | Path) -> None:
+    """`target.load_state_dict(state)`; ValueError naming the checkpoint file when they do not fit."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ValueError(f"{path}: the saved weights do not fit the {type(target).__name__} its config builds "
+                         f"(written by another lafin-aug version?): {detail[:400]}") from exc
+
+
 def capture_rng() -> dict[str, Any]:
     """Torch RNG states (CPU and CUDA) as tensors."""
     state: dict[str, Any] = {"cpu": torch.get_rng_state()}
@@ -214,7 +224,7 @@ class Trainer(ABC):
             if state["train_config"] != to_dict(self.config):
                 log.warning("%s: resuming with a config that differs from the checkpoint's", self.run.path)
             for name, obj in self.stateful().items():
-                obj.load_state_dict(state[name])
+                load_weights(obj, state[name], self.run.last)
             restore_rng(state["rng"])
             self.step = int(state["step"])
         self.log = CsvLog(self.run.path / "log.csv", resume_step=self.step) if self.rank == 0 else None

@@ -15,7 +15,7 @@ from lafin_aug.data.masks import MaskConfig
 from lafin_aug.data.training import DataSpec, load_crops
 from lafin_aug.data.transforms import AugmentConfig, augment_face
 from lafin_aug.detectors import build_detector, detector_config
-from lafin_aug.train.common import Trainer, autocast, load_checkpoint_of
+from lafin_aug.train.common import Trainer, autocast, load_checkpoint_of, load_weights
 from lafin_aug.train.sources import BatchSource, RealSource
 from lafin_aug.viz import draw_landmarks, image_grid, save_png
 
@@ -55,11 +55,16 @@ class DetectorTrainConfig:
         return floor + 0.5 * (self.lr - floor) * (1 + math.cos(math.pi * progress))
 
 
+def model_config(config: DetectorTrainConfig, points: int) -> Any:
+    """The detector config a training config asks for (its options over the detector's defaults)."""
+    return detector_config(config.detector, **{"points": points, "size": config.size, **config.model})
+
+
 def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """(detector in eval mode, checkpoint dict) rebuilt from a detector checkpoint file alone."""
     checkpoint = load_checkpoint_of(path, CHECKPOINT_KIND)
     model = build_detector(checkpoint["detector"], checkpoint["detector_config"])
-    model.load_state_dict(checkpoint["model"])
+    load_weights(model, checkpoint["model"], path)
     return model.to(device).eval(), checkpoint
 
 
@@ -96,8 +101,7 @@ class DetectorTrainer(Trainer):
         if points is None:
             raise ValueError("pass the landmark count with a custom source")
         self.source = source
-        self.detector_config = detector_config(config.detector, **{"points": points, "size": config.size,
-                                                                   **config.model})
+        self.detector_config = model_config(config, points)
         self.model = build_detector(config.detector, self.detector_config.to_dict()).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self._start({"train": to_dict(config), **self.extra()}, resume)

@@ -21,7 +21,7 @@ from lafin_aug.models.conditioning import landmark_map
 from lafin_aug.models.discriminator import PatchDiscriminator
 from lafin_aug.models.inpainter import GeneratorConfig
 from lafin_aug.models.vgg import load_vgg19
-from lafin_aug.train.common import Trainer, autocast, load_checkpoint_of
+from lafin_aug.train.common import Trainer, autocast, load_checkpoint_of, load_weights
 from lafin_aug.viz import draw_landmarks, image_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def load_inpainter(path: str | Path, device: str | torch.device = "cpu") -> tupl
     """(generator in eval mode, checkpoint dict) from an inpainter checkpoint file alone."""
     checkpoint = load_checkpoint_of(path, CHECKPOINT_KIND)
     model = build_inpainter(checkpoint["generator_config"])
-    model.load_state_dict(checkpoint["generator"])
+    load_weights(model, checkpoint["generator"], path)
     return model.to(device).eval(), checkpoint
 
 
