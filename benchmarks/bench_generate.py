@@ -18,11 +18,13 @@ from pathlib import Path
 
 import torch
 
-from lafin_aug.augment import GenerateConfig, generate
-from lafin_aug.data.training import DataSpec, load_crops
-from lafin_aug.models import build_inpainter
-from lafin_aug.models.inpainter import GeneratorConfig
-from lafin_aug.train.common import autocast, save_checkpoint
+from lafin_aug.generate import GenerateConfig, generate
+from lafin_aug.data.crops import load_crops
+from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.inpainters import build_inpainter
+from lafin_aug.inpainters.lafin.config import LafinConfig
+from lafin_aug.checkpoint import save_checkpoint
+from lafin_aug.runtime import autocast
 
 
 def forward_rate(model: torch.nn.Module, size: int, batch: int, precision: str, iters: int) -> float:
@@ -50,13 +52,13 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     try:
-        config = GeneratorConfig(width=args.width)
+        config = LafinConfig(width=args.width)
         model = build_inpainter(config.to_dict()).eval()
         checkpoint = workdir / "inpainter.pt"
         save_checkpoint(checkpoint, {"kind": "lafin-aug-inpainter", "step": 0, "generator_config": config.to_dict(),
                                      "generator": model.state_dict(), "train_config": {"size": args.size},
                                      "vgg": "off"})
-        data = DataSpec("synthetic", count=args.faces)
+        data = DatasetSpec("synthetic", count=args.faces)
         started = time.perf_counter()
         bank = load_crops(data, args.size, progress=False)
         crop_seconds = time.perf_counter() - started

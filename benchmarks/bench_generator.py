@@ -26,7 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lafin_aug.losses import InpaintLoss, lsgan_discriminator_loss
-from lafin_aug.models import build_inpainter, composite
+from lafin_aug.inpainters import build_inpainter, composite
 from lafin_aug.models.conditioning import landmark_map
 from lafin_aug.models.discriminator import PatchDiscriminator
 from lafin_aug.models.vgg import load_vgg19

@@ -19,7 +19,7 @@ $BIN train inpainter --dataset pts --root "$DATA/wild/train" --size 128 --steps 
     --blocks 7 --vgg-weights off --precision bf16 --device cpu --out "$RUNS/inpainter" $RESUME
 # 2. landmark predictor G_L on masked faces
 [ -f "$RUNS/predictor/checkpoints/last.pt" ] && RESUME=--resume || RESUME=
-$BIN train landmarks --dataset pts --root "$DATA/wild/train" --detector builtin --size 128 --steps 1500 \
+$BIN train landmarks --dataset pts --root "$DATA/wild/train" --detector lafin-gl --size 128 --steps 1500 \
     --batch 16 --device cpu --out "$RUNS/predictor" $RESUME
 # 3. inpainting vs Telea / Navier-Stokes, predictor NME per hole bucket
 $BIN eval-inpaint --inpainter "$RUNS/inpainter/checkpoints/last.pt" --landmarks "$RUNS/predictor/checkpoints/last.pt" \

@@ -1,13 +1,14 @@
-"""Click options shared by several commands."""
+"""Click options shared by several commands, and the one KEY=VALUE options parser."""
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from lafin_aug.data import READERS
-from lafin_aug.data.training import DataSpec
+from lafin_aug.data.spec import DatasetSpec
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -24,22 +25,53 @@ def compose(*decorators: Decorator) -> Decorator:
 def dataset_options(default_kind: str | None = "synthetic") -> Decorator:
     """--dataset/--root/--split/--count: which faces a command reads."""
     return compose(
-        click.option("--dataset", "kind", type=click.Choice(list(READERS)), default=default_kind,
+        click.option("--dataset", "kind", type=click.Choice(READERS.names()), default=default_kind,
                      required=default_kind is None, show_default=True, help="Dataset format."),
         click.option("--root", type=click.Path(), default=None,
                      help="Dataset root (the JSON file for coco; env default for wflw/300w)."),
-        click.option("--split", default="train", show_default=True),
+        click.option("--split", default="train", show_default=True, help="Dataset split."),
         click.option("--count", default=512, show_default=True, help="Number of faces (synthetic only)."),
     )
 
 
-def data_spec(kind: str, root: str | None, split: str, count: int, seed: int = 0) -> DataSpec:
-    """The DataSpec for parsed dataset options."""
-    return DataSpec(kind, root, split, count, seed)
+def data_spec(kind: str, root: str | None, split: str, count: int, seed: int = 0) -> DatasetSpec:
+    """The DatasetSpec for parsed dataset options."""
+    return DatasetSpec(kind, root, split, count, seed)
 
 
 device_options = compose(
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-    click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-                 help="bf16 autocast runs the generator about 2x faster on CPU."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                 help="auto: CUDA when present, else CPU."),
+    click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                 help="auto: bf16 where the device computes it natively (bf16-capable GPUs, CPUs with "
+                      "AVX512-BF16 or AMX), else fp32. bf16 on other CPUs is far slower than fp32."),
 )
+
+
+def _value(text: str) -> Any:
+    """A KEY=VALUE value: Python literal (int, float, tuple, ...), true/false/none, else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """--model KEY=VALUE pairs as a dict (numbers, booleans, none and comma tuples parsed)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--model")
+        options[key.strip()] = _value(value.strip())
+    return options
+
+
+model_option = click.option(
+    "--model", "model_options", multiple=True, metavar="KEY=VALUE",
+    help="Model option, repeatable (e.g. width=32, blocks=3); unknown keys are listed in the error.")

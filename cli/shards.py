@@ -7,22 +7,23 @@ import sys
 
 import click
 
-from lafin_aug.augment import GenerateConfig, generate
 from lafin_aug.data.masks import BUCKETS
+from lafin_aug.generate import GenerateConfig, generate
 from lafin_aug.shards import verify_shards
 from lafin_aug.viz import preview_shards
 
 from .options import data_spec, dataset_options, device_options
 
+
 @click.command("generate")
 @dataset_options(default_kind="synthetic")
-@click.option("--inpainter", type=click.Path(exists=True, dir_okay=False), required=True,
-              help="Inpainter checkpoint (from `lafin-aug train inpainter`).")
+@click.option("--inpainter", type=click.Path(exists=True), required=True,
+              help="Inpainter checkpoint, exported generator or training run directory (any family).")
 @click.option("--epochs", default=1, show_default=True, help="Augmented copies per face, each with new masks.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard directory.")
 @click.option("--size", default=None, type=int, help="Crop side (default: the inpainter's training size).")
 @click.option("--shard-size", default=1000, show_default=True, help="Records per shard.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the masks and landmark edits.")
 @click.option("--workers", default=1, show_default=True, help="joblib worker processes (CPU).")
 @click.option("--batch", default=8, show_default=True, help="Images per inpainter forward.")
 @device_options
@@ -66,7 +67,7 @@ def verify_command(directory, as_json) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
 @click.option("--n", default=16, show_default=True, help="Augmented records to show.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of which records are shown.")
 def preview_command(directory, out, n, seed) -> None:
     """A PNG grid of real crop / mask / augmented image with landmarks, for a person to judge."""
     preview_shards(directory, out, n=n, seed=seed)

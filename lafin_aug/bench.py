@@ -19,20 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import h5py
 import numpy as np
 import pandas as pd
 
-from lafin_aug.config import to_dict
+from lafin_aug.config import Config, to_dict
+from lafin_aug.data.crops import FaceCrops, load_crops
+from lafin_aug.data.fill import fill_hole
 from lafin_aug.data.masks import MaskConfig
-from lafin_aug.data.samples import CropBank
 from lafin_aug.data.schedule import step_indices
-from lafin_aug.data.training import DataSpec, load_crops
+from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.detectors import predict_images
+from lafin_aug.detectors.sources import BatchSource, MixedSource, RealSource
+from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer, model_config
 from lafin_aug.io import write_json
 from lafin_aug.metrics import THRESHOLD, ced_curve, landmark_scores, nme_per_face
-from lafin_aug.shards import read_manifest
-from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer, model_config, predict_images
-from lafin_aug.train.sources import BatchSource, MixedSource, RealSource, fill_hole
+from lafin_aug.runtime import resolve_device, resolve_precision
+from lafin_aug.shards import ShardFormatError, open_shard, read_manifest, read_shard_header
 from lafin_aug.viz import plot_curves, save_png
 
 log = logging.getLogger(__name__)
@@ -47,14 +49,14 @@ SUBSETS = {
 
 
 @dataclass(frozen=True)
-class BenchConfig:
-    """Everything `lafin-aug bench` depends on (written to OUT/bench.json)."""
+class BenchConfig(Config):
+    """Everything `lafin-aug bench` depends on (written to OUT/bench.json with the resolved precision)."""
 
     detector: str = "lab"
     model: dict[str, Any] = field(default_factory=dict)
-    train: DataSpec = field(default_factory=DataSpec)
-    test: DataSpec = field(default_factory=lambda: DataSpec(split="test"))
-    extra_tests: tuple[tuple[str, DataSpec], ...] = ()
+    train: DatasetSpec = field(default_factory=DatasetSpec)
+    test: DatasetSpec = field(default_factory=lambda: DatasetSpec(split="test"))
+    extra_tests: tuple[tuple[str, DatasetSpec], ...] = ()
     aug: str | None = None
     variants: tuple[str, ...] = VARIANTS
     seeds: int = 3
@@ -63,8 +65,8 @@ class BenchConfig:
     size: int = 64
     lr: float = 1e-3
     train_fraction: float = 1.0
-    device: str = "cpu"
-    precision: str = "fp32"
+    device: str = "auto"
+    precision: str = "auto"
 
 
 def resize_crops(images: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,12 +89,22 @@ class AugmentedPairs:
     epochs: int
 
 
-def load_augmented(directory: str | Path, size: int, sources: set[int]) -> AugmentedPairs:
-    """Augmented records (epoch >= 0) of faces in `sources`, resized to `size`."""
+def load_augmented(directory: str | Path, size: int, sources: set[int], train: DatasetSpec,
+                   points: int) -> AugmentedPairs:
+    """Augmented records (epoch >= 0) of faces in `sources`, resized to `size`.
+
+    Shards are read through the shard reader (format and version checked) and must come from the
+    training set: ShardFormatError naming the shard when their dataset, split or points differ.
+    """
     directory = Path(directory)
     images, masks, landmarks, keys = [], [], [], []
     for row in read_manifest(directory):
-        with h5py.File(directory / row.name) as handle:
+        path = directory / row.name
+        header = read_shard_header(path)
+        if (header.dataset, header.split, header.points) != (train.dataset, train.split, points):
+            raise ShardFormatError(f"{path}: generated from {header.dataset}/{header.split} with {header.points} "
+                                   f"points, but the bench trains on {train.dataset}/{train.split} with {points}")
+        with open_shard(path) as handle:
             epoch, source = handle["epoch"][:], handle["source_index"][:]
             keep = np.flatnonzero((epoch >= 0) & np.isin(source, list(sources)))
             if not len(keep):
@@ -104,11 +116,11 @@ def load_augmented(directory: str | Path, size: int, sources: set[int]) -> Augme
     if not keys:
         raise ValueError(f"{directory}: no augmented records for the training faces (was it generated from the "
                          f"same dataset and split?)")
-    image, points = resize_crops(np.concatenate(images), np.concatenate(landmarks), size)
+    image, points_px = resize_crops(np.concatenate(images), np.concatenate(landmarks), size)
     mask = np.concatenate(masks)
     if mask.shape[1] != size:
         mask = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in mask])
-    return AugmentedPairs(image, mask, points, {key: k for k, key in enumerate(keys)},
+    return AugmentedPairs(image, mask, points_px, {key: k for k, key in enumerate(keys)},
                           max(e for _, e in keys) + 1)
 
 
@@ -120,7 +132,7 @@ class PairSource:
     OpenCV Telea (the classic control).
     """
 
-    bank: CropBank
+    bank: FaceCrops
     pairs: AugmentedPairs
     seed: int
     fill: str = "lafin"
@@ -141,7 +153,7 @@ class PairSource:
         return images[rows].copy(), self.pairs.landmarks[rows].copy()
 
 
-def train_subset(bank: CropBank, fraction: float) -> CropBank:
+def train_subset(bank: FaceCrops, fraction: float) -> FaceCrops:
     """A fixed random `fraction` of the training faces (the same for every variant and seed)."""
     if fraction >= 1:
         return bank
@@ -149,26 +161,28 @@ def train_subset(bank: CropBank, fraction: float) -> CropBank:
     return bank.subset(keep)
 
 
-def test_sets(config: BenchConfig) -> dict[str, DataSpec]:
+def test_sets(config: BenchConfig) -> dict[str, DatasetSpec]:
     """Named test sets: the dataset's standard subsets (WFLW full + six attributes; 300-W) plus extras."""
     test = config.test
     if test.dataset in SUBSETS:
-        sets = {name: DataSpec(test.dataset, test.root, name, test.count, test.seed) for name in SUBSETS[test.dataset]}
+        sets = {name: DatasetSpec(test.dataset, test.root, name, test.count, test.seed) for name in SUBSETS[test.dataset]}
     else:
         sets = {"test": test}
     sets.update(dict(config.extra_tests))
     return sets
 
 
-def run_variant(config: BenchConfig, variant: str, seed: int, bank: CropBank, pairs: AugmentedPairs | None,
-                tests: dict[str, CropBank], out: Path, progress: bool) -> list[dict[str, Any]]:
-    """Train one (variant, seed) detector and score it on every test set; cached in out/results.json."""
+def run_variant(config: BenchConfig, variant: str, seed: int, bank: FaceCrops, pairs: AugmentedPairs | None,
+                tests: dict[str, FaceCrops], out: Path, progress: bool, precision: str) -> list[dict[str, Any]]:
+    """Train one (variant, seed) detector and score it on every test set; cached in out/results.json.
+
+    `precision` is the resolved one (fp32 or bf16): part of the cache identity.
+    """
     train_config = DetectorTrainConfig(detector=config.detector, model=config.model, data=config.train,
                                        size=config.size, steps=config.steps, batch=config.batch, seed=seed,
                                        lr=config.lr, hole_fraction=0.0, masks=MaskConfig(), device=config.device,
-                                       precision=config.precision, sample_every=0,
+                                       precision=precision, sample_every=0,
                                        checkpoint_every=max(config.steps // 4, 1))
-    # the resolved model config, so that a changed default in the code also invalidates the cache
     # the resolved model config too, so that a changed default in the code invalidates the cache
     identity = {"train_config": to_dict(train_config),
                 "model_config": model_config(train_config, bank.points).to_dict(),
@@ -195,11 +209,12 @@ def run_variant(config: BenchConfig, variant: str, seed: int, bank: CropBank, pa
         raise KeyboardInterrupt(f"bench interrupted in {out} (checkpoint saved): rerun the command to resume")
     rows, nmes = [], {}
     for name, test in tests.items():
-        predicted = predict_images(trainer.model.eval(), test.images, precision=config.precision)
+        predicted = predict_images(trainer.model.eval(), test.images, precision=precision)
         scores = landmark_scores(predicted, test.landmarks)
         nmes[name] = nme_per_face(predicted, test.landmarks).tolist()
         rows.append({"detector": config.detector, "variant": variant, "seed": seed, "subset": name,
-                     "nme": scores.nme, "fr10": scores.fr10, "auc10": scores.auc10, "n": scores.n})
+                     "nme": scores.nme, "fr10": scores.fr10, "auc10": scores.auc10, "n": scores.n,
+                     "precision": precision})
     write_json(cached, {"identity": identity, "rows": rows, "nmes": nmes})
     return rows
 
@@ -233,18 +248,21 @@ def run_bench(config: BenchConfig, out: str | Path, progress: bool = True) -> pd
     """Train every (variant, seed), score every test set; writes results.csv, summary.md, ced.png."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "bench.json", to_dict(config))
+    precision = resolve_precision(config.precision, resolve_device(config.device))
+    write_json(out / "bench.json", {**to_dict(config), "resolved_precision": precision})
     bank = train_subset(load_crops(config.train, config.size, progress), config.train_fraction)
     tests = {name: load_crops(spec, config.size, progress) for name, spec in test_sets(config).items()}
     pairs = None
     if config.aug and any(v != "none" for v in config.variants):
-        pairs = load_augmented(config.aug, config.size, {int(s) for s in bank.source_index})
+        pairs = load_augmented(config.aug, config.size, {int(s) for s in bank.source_index}, config.train,
+                               bank.points)
     rows = []
     for seed in range(config.seeds):
         for variant in config.variants:
             rows += run_variant(config, variant, seed, bank, pairs, tests, out / "runs" / f"{variant}-seed{seed}",
-                                progress)
-    results = pd.DataFrame(rows, columns=["detector", "variant", "seed", "subset", "nme", "fr10", "auc10", "n"])
+                                progress, precision)
+    results = pd.DataFrame(rows, columns=["detector", "variant", "seed", "subset", "nme", "fr10", "auc10", "n",
+                                          "precision"])
     results.to_csv(out / "results.csv", index=False)
     (out / "summary.md").write_text(summarise(results))
     first = next(iter(tests))

@@ -11,19 +11,21 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from lafin_aug.augment import GenerateConfig, generate
 from lafin_aug.bench import BenchConfig, run_bench, summarise
-from lafin_aug.data.training import DataSpec
+from lafin_aug.config import Config
+from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.detectors.trainer import DetectorTrainConfig, train_detector
 from lafin_aug.evaluate import InpaintEvalConfig, evaluate_inpainting, markdown_table
+from lafin_aug.generate import GenerateConfig, generate
+from lafin_aug.inpainters import FAMILIES
+from lafin_aug.runtime import cpu_capability, resolve_device, resolve_precision
 from lafin_aug.shards import verify_shards
-from lafin_aug.train.detector import DetectorTrainConfig, train_detector
-from lafin_aug.train.inpainter import InpainterTrainConfig, train_inpainter
 from lafin_aug.viz import preview_shards
 
 
 @dataclass(frozen=True)
-class DemoConfig:
-    """Sizes of the demo run."""
+class DemoConfig(Config):
+    """Sizes of the demo run; precision "auto" takes bf16 only where the CPU runs it natively."""
 
     faces: int = 256
     test_faces: int = 64
@@ -32,15 +34,17 @@ class DemoConfig:
     predictor_steps: int = 200
     bench_steps: int = 150
     seeds: int = 1
-    precision: str = "bf16"
+    precision: str = "auto"
 
 
 def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool = True) -> dict[str, Path]:
     """Run every stage into `out`; returns the paths a person should look at."""
     out = Path(out)
     started = time.perf_counter()
-    train = DataSpec("synthetic", split="train", count=config.faces)
-    test = DataSpec("synthetic", split="test", count=config.test_faces)
+    train = DatasetSpec("synthetic", split="train", count=config.faces)
+    test = DatasetSpec("synthetic", split="test", count=config.test_faces)
+    precision = resolve_precision(config.precision, resolve_device("cpu"))
+    print(f"CPU: {cpu_capability()}; precision {precision}", flush=True)
 
     def stage(name: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {name}", flush=True)
@@ -48,33 +52,35 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool 
     stage("train inpainter")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the demo says below that it runs without VGG-19 losses
-        inpainter = train_inpainter(InpainterTrainConfig(
+        lafin = FAMILIES.get("lafin")
+        inpainter = lafin.train(lafin.train_config(
             data=train, size=config.size, steps=config.inpainter_steps, batch=4, width=16, blocks=3,
-            disc_width=16, vgg_weights="off", device="cpu", precision=config.precision, lr_g=4e-4, lr_d=4e-5,
+            disc_width=16, vgg_weights="off", device="cpu", precision=precision, lr_g=4e-4, lr_d=4e-5,
             sample_every=config.inpainter_steps, checkpoint_every=config.inpainter_steps),
             out / "inpainter", resume=(out / "inpainter" / "checkpoints" / "last.pt").exists(), progress=progress)
     stage("train landmark predictor")
     predictor = train_detector(DetectorTrainConfig(
-        detector="builtin", model={"width_mult": 0.5}, data=train, size=config.size, steps=config.predictor_steps,
-        batch=16, device="cpu", sample_every=config.predictor_steps, checkpoint_every=config.predictor_steps),
+        detector="lafin-gl", model={"width_mult": 0.5}, data=train, size=config.size, steps=config.predictor_steps,
+        batch=16, device="cpu", precision=precision, sample_every=config.predictor_steps, checkpoint_every=config.predictor_steps),
         out / "predictor", resume=(out / "predictor" / "checkpoints" / "last.pt").exists(), progress=progress)
     stage("generate 2 augmented epochs")
     print(generate(GenerateConfig(data=train, inpainter=str(inpainter), epochs=2, shard_size=256, device="cpu",
-                                  precision=config.precision, batch=16), out / "shards", progress=progress))
+                                  precision=precision, batch=16), out / "shards", progress=progress))
     stage("verify")
     report = verify_shards(out / "shards")
     print(f"verify: {report.shards} shards, {report.records} records, {'ok' if report.ok else report.failures}")
     stage("preview")
     preview_shards(out / "shards", out / "preview.png", n=12)
     stage("eval-inpaint")
-    table = evaluate_inpainting(inpainter, InpaintEvalConfig(data=test, size=config.size,
-                                                             precision=config.precision),
+    table = evaluate_inpainting(inpainter, InpaintEvalConfig(data=test, size=config.size, device="cpu",
+                                                             precision=precision),
                                 out / "eval", landmarks=predictor, progress=progress)
     print(markdown_table(table))
     stage("bench none / classic / lafin")
-    results = run_bench(BenchConfig(detector="builtin", model={"width_mult": 0.5}, train=train, test=test,
+    results = run_bench(BenchConfig(detector="lafin-gl", model={"width_mult": 0.5}, train=train, test=test,
                                     aug=str(out / "shards"), seeds=config.seeds, steps=config.bench_steps,
-                                    size=config.size), out / "bench", progress=progress)
+                                    size=config.size, device="cpu", precision=precision), out / "bench",
+                        progress=progress)
     print(summarise(results))
     stage("done")
     paths = {"inpainter checkpoint": inpainter, "inpainter samples": out / "inpainter" / "samples",

@@ -11,49 +11,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
-from lafin_aug.augment import inpaint_records
+from lafin_aug.config import Config
+from lafin_aug.data.crops import FaceCrops, load_crops
+from lafin_aug.data.fill import fill_holes
 from lafin_aug.data.masks import BUCKETS, CENTRE, MaskConfig, make_mask
-from lafin_aug.data.samples import CropBank
-from lafin_aug.data.training import DataSpec, load_crops
+from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.detectors import load_detector, predict_images
+from lafin_aug.generate import inpaint_records
+from lafin_aug.inpainters import FAMILIES, load_inpainter
 from lafin_aug.io import write_json
 from lafin_aug.metrics import l1, landmark_scores, psnr, ssim
-from lafin_aug.train.detector import load_detector, predict_images
-from lafin_aug.train.inpainter import load_inpainter
+from lafin_aug.runtime import resolve_device, resolve_precision
 from lafin_aug.viz import draw_landmarks, image_grid, mask_overlay, save_png
 
 EVAL_BUCKETS: tuple[str, ...] = (*BUCKETS, CENTRE)
-CLASSICAL = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+#: the classical baselines every model is compared with (`lafin_aug.data.fill`)
+CLASSICAL = ("telea", "ns")
 
 
 @dataclass(frozen=True)
-class InpaintEvalConfig:
-    """What `lafin-aug eval-inpaint` measures."""
+class InpaintEvalConfig(Config):
+    """What `lafin-aug eval-inpaint` measures (precision: auto, fp32 or bf16)."""
 
-    data: DataSpec = field(default_factory=lambda: DataSpec(split="test"))
+    data: DatasetSpec = field(default_factory=lambda: DatasetSpec(split="test"))
     size: int = 256
     buckets: tuple[str, ...] = EVAL_BUCKETS
     seed: int = 0
     batch: int = 8
-    device: str = "cpu"
-    precision: str = "fp32"
+    device: str = "auto"
+    precision: str = "auto"
     examples: int = 6
 
 
-def eval_masks(bank: CropBank, bucket: str, bucket_id: int, seed: int) -> np.ndarray:
+def eval_masks(bank: FaceCrops, bucket: str, bucket_id: int, seed: int) -> np.ndarray:
     """The fixed masks [N,S,S] of one bucket: the same for every method and every run."""
     config = MaskConfig(kind="centre" if bucket == CENTRE else "mixed", buckets=(bucket,))
     return np.stack([make_mask(bank.size, seed, bucket_id, int(i), config) for i in bank.source_index])
-
-
-def classical_fill(images: np.ndarray, masks: np.ndarray, method: str) -> np.ndarray:
-    """OpenCV inpainting (telea or ns, radius 3) of each image's mask."""
-    return np.stack([cv2.inpaint(image, mask, 3, CLASSICAL[method]) for image, mask in zip(images, masks)])
 
 
 def image_scores(filled: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -64,32 +61,34 @@ def image_scores(filled: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def evaluate_inpainting(inpainter: str | Path, config: InpaintEvalConfig, out: str | Path,
-                        landmarks: str | Path | None = None, bank: CropBank | None = None,
+                        landmarks: str | Path | None = None, bank: FaceCrops | None = None,
                         progress: bool = True) -> pd.DataFrame:
     """Score the inpainter and the classical baselines per bucket; writes table.md/.csv, results.json, examples.png."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(config.device)
-    model, checkpoint = load_inpainter(inpainter, device)
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    model, header = load_inpainter(inpainter, device)
+    family = FAMILIES.get(header.family)
     predictor = load_detector(landmarks, device)[0] if landmarks else None
     bank = bank if bank is not None else load_crops(config.data, config.size, progress)
     rows: list[dict[str, Any]] = []
     example_rows: list[list[np.ndarray]] = []
     if predictor is not None:
-        scores = landmark_scores(predict_images(predictor, bank.images), bank.landmarks)
+        scores = landmark_scores(predict_images(predictor, bank.images, precision=precision), bank.landmarks)
         rows.append({"method": "landmarks", "bucket": "unmasked", **_nme_columns(scores)})
     for bucket_id, bucket in enumerate(tqdm(config.buckets, desc="eval buckets", disable=not progress)):
         masks = eval_masks(bank, bucket, bucket_id, config.seed)
         hole = float(masks.mean())
-        fills = {"model": inpaint_records(model, bank.images, bank.landmarks, masks, config.batch, device,
-                                          config.precision)}
-        fills.update({name: classical_fill(bank.images, masks, name) for name in CLASSICAL})
+        fills = {"model": inpaint_records(model, family, bank.images, bank.landmarks, masks, config.batch, device,
+                                          precision)}
+        fills.update({name: fill_holes(bank.images, masks, name) for name in CLASSICAL})
         for method, filled in fills.items():
             rows.append({"method": method, "bucket": bucket, "hole": hole, "n": len(bank),
                          **image_scores(filled, bank.images)})
         if predictor is not None:
-            masked = bank.images * (1 - masks[..., None])
-            scores = landmark_scores(predict_images(predictor, masked), bank.landmarks)
+            masked = fill_holes(bank.images, masks, "zero")
+            scores = landmark_scores(predict_images(predictor, masked, precision=precision), bank.landmarks)
             rows.append({"method": "landmarks", "bucket": bucket, "hole": hole, **_nme_columns(scores)})
         k = bucket_id % len(bank)
         example_rows.append([mask_overlay(bank.images[k], masks[k]),
@@ -99,9 +98,8 @@ def evaluate_inpainting(inpainter: str | Path, config: InpaintEvalConfig, out: s
     table.to_csv(out / "table.csv", index=False)
     (out / "table.md").write_text(markdown_table(table))
     write_json(out / "results.json", {"inpainter": str(inpainter), "landmarks": str(landmarks or ""),
-                                      "generator_config": checkpoint["generator_config"],
-                                      "step": checkpoint["step"], "vgg": checkpoint["vgg"],
-                                      "rows": rows})
+                                      "inpainter_header": header.to_dict(), "precision": precision,
+                                      "config": config.to_dict(), "rows": rows})
     save_png(out / "examples.png", image_grid(example_rows[: max(config.examples, 1)],
                                               labels=["mask", "landmarks", "model", "telea", "ns", "real"]))
     return table

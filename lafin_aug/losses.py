@@ -1,4 +1,4 @@
-"""Losses of LaFIn (paper Eq. 1-7): landmark L2, pixel L1, perceptual, style, total variation, LSGAN.
+"""Losses of LaFIn (paper Eq. 1-7): landmark squared L2, pixel L1, perceptual, style, total variation, LSGAN.
 
 Images are RGB in [0,1] (the inpainter's output range); masks are 1 in the hole. Every reduction
 runs in float32, so the losses can be called inside torch.autocast(bfloat16): VGG features may
@@ -21,16 +21,18 @@ C = composite M*G + (1-M)*I):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from lafin_aug.config import Config
 
-def landmark_l2_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. 1: mean over the batch of the L2 norm of each sample's [P,2] error (flattened to 2P)."""
-    error = (predicted.float() - target.float()).flatten(1)
-    return error.norm(dim=1).mean()
+
+def landmark_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 1, L_lmk = ||L_hat - L_gt||_2^2: the squared L2 norm of each face's [P,2] error (flattened to
+    2P), averaged over the batch. The norm is squared, as the paper writes it (not the plain norm)."""
+    return (predicted.float() - target.float()).pow(2).flatten(1).sum(1).mean()
 
 
 def pixel_l1(generated: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +82,7 @@ def lsgan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tenso
 
 
 @dataclass(frozen=True)
-class InpaintLossWeights:
+class InpaintLossWeights(Config):
     """Eq. 7 weights (the paper's defaults)."""
 
     pixel: float = 1.0
@@ -88,9 +90,6 @@ class InpaintLossWeights:
     style: float = 250.0
     tv: float = 0.1
     adversarial: float = 0.01
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 class InpaintLoss(nn.Module):

@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -84,6 +83,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lafin_aug.io import atomic_path, sha256_file
+from lafin_aug.runtime import distributed
 
 SHARD_FORMAT = "lafin-aug-shard"
 SHARD_VERSION = 1
@@ -499,13 +499,6 @@ def verify_shards(directory: str | Path) -> VerifyReport:
 # the IterableDataset
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) from an initialised torch.distributed, else RANK/WORLD_SIZE, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
 def _ranges(counts: Sequence[int], lo: int, hi: int) -> list[tuple[int, int, int]]:
     """(position, start, stop) pieces of the global record range [lo, hi) over consecutive `counts`."""
     pieces, offset = [], 0
@@ -572,7 +565,7 @@ class AugmentedShards(IterableDataset):
             self.directory, self.rows = path.parent, [_row_from_file(path)]
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        found_rank, found_world = _distributed()
+        found_rank, found_world = distributed()
         self.rank = found_rank if rank is None else rank
         self.world_size = found_world if world_size is None else world_size
         if not 0 <= self.rank < self.world_size:

@@ -9,25 +9,27 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lafin_aug.augment import GenerateConfig, generate
+from lafin_aug.generate import GenerateConfig, generate
 from lafin_aug.bench import BenchConfig, PairSource, load_augmented, run_bench, summarise
 from lafin_aug.cli.main import main
 from lafin_aug.data import open_dataset
-from lafin_aug.data.samples import crop_bank
-from lafin_aug.data.training import DataSpec
-from lafin_aug.train.inpainter import InpainterTrainConfig, InpainterTrainer
+from lafin_aug.data.crops import crop_dataset
+from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.inpainters.lafin.config import LafinTrainConfig
+from lafin_aug.inpainters.lafin.trainer import LafinTrainer
+from lafin_aug.shards import ShardFormatError
 
 SIZE = 32
-TRAIN = DataSpec("synthetic", count=8, seed=2)
+TRAIN = DatasetSpec("synthetic", count=8, seed=2)
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
-    bank = crop_bank(open_dataset("synthetic", count=8, seed=2), SIZE, progress=False)
-    config = InpainterTrainConfig(size=SIZE, steps=1, batch=2, width=8, blocks=1, disc_width=8, vgg_weights="off",
+    bank = crop_dataset(open_dataset("synthetic", count=8, seed=2), SIZE, progress=False)
+    config = LafinTrainConfig(size=SIZE, steps=1, batch=2, width=8, blocks=1, disc_width=8, vgg_weights="off",
                                   device="cpu", sample_every=0)
-    checkpoint = InpainterTrainer(config, root / "inpainter", bank=bank, progress=False).fit()
+    checkpoint = LafinTrainer(config, root / "inpainter", bank=bank, progress=False).fit()
     generate(GenerateConfig(data=TRAIN, inpainter=str(checkpoint), epochs=2, device="cpu"), root / "shards",
              bank=bank, progress=False)
     return root / "shards", bank
@@ -35,7 +37,7 @@ def shards(tmp_path_factory):
 
 def test_classic_and_lafin_draw_the_same_faces_epochs_and_masks(shards):
     directory, bank = shards
-    pairs = load_augmented(directory, SIZE, {int(s) for s in bank.source_index})
+    pairs = load_augmented(directory, SIZE, {int(s) for s in bank.source_index}, TRAIN, 68)
     assert pairs.epochs == 2 and len(pairs.lookup) == 16
     rng = np.random.default_rng(0)
     lafin = PairSource(bank, pairs, seed=0, fill="lafin")
@@ -51,13 +53,27 @@ def test_classic_and_lafin_draw_the_same_faces_epochs_and_masks(shards):
         assert not np.array_equal(classic.filled[row], pairs.images[row])
 
 
+def test_shards_of_another_dataset_split_or_markup_are_refused(shards):
+    directory, bank = shards
+    sources = {int(s) for s in bank.source_index}
+    with pytest.raises(ShardFormatError, match=r"shard-00000.h5: generated from synthetic/train with 68 points, "
+                                               r"but the bench trains on synthetic/test"):
+        load_augmented(directory, SIZE, sources, DatasetSpec("synthetic", split="test"), 68)
+    with pytest.raises(ShardFormatError, match="with 98"):
+        load_augmented(directory, SIZE, sources, TRAIN, 98)
+    with pytest.raises(ShardFormatError, match="on wflw/train"):
+        load_augmented(directory, SIZE, sources, DatasetSpec("wflw"), 68)
+
+
 def test_every_variant_trains_the_same_steps_and_seeds(shards, tmp_path):
     directory, _ = shards
-    config = BenchConfig(detector="builtin", model={"width_mult": 0.25}, train=TRAIN,
-                         test=DataSpec("synthetic", split="test", count=6), aug=str(directory), seeds=2, steps=3,
+    config = BenchConfig(detector="lafin-gl", model={"width_mult": 0.25}, train=TRAIN,
+                         test=DatasetSpec("synthetic", split="test", count=6), aug=str(directory), seeds=2, steps=3,
                          batch=4, size=SIZE)
     results = run_bench(config, tmp_path, progress=False)
-    assert sorted(results.columns) == sorted(["detector", "variant", "seed", "subset", "nme", "fr10", "auc10", "n"])
+    assert sorted(results.columns) == sorted(["detector", "variant", "seed", "subset", "nme", "fr10", "auc10", "n",
+                                              "precision"])
+    assert set(results["precision"]) <= {"fp32", "bf16"}
     assert len(results) == 3 * 2 and set(results["variant"]) == {"none", "classic", "lafin"}
     configs = {}
     for variant in ("none", "classic", "lafin"):
@@ -65,7 +81,7 @@ def test_every_variant_trains_the_same_steps_and_seeds(shards, tmp_path):
             run = tmp_path / "runs" / f"{variant}-seed{seed}"
             steps = [int(line.split(",")[0]) for line in (run / "log.csv").read_text().splitlines()[1:]]
             assert steps[-1] == 3
-            train = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["train_config"]
+            train = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["header"]["train_config"]
             assert train["seed"] == seed
             configs[(variant, seed)] = train
     assert configs[("none", 0)] == configs[("classic", 0)] == configs[("lafin", 0)]
@@ -81,7 +97,7 @@ def test_every_variant_trains_the_same_steps_and_seeds(shards, tmp_path):
 def test_identical_command_reproduces_the_numbers(shards, tmp_path):
     directory, _ = shards
     config = BenchConfig(detector="lab", model={"stacks": 1, "width": 8, "depth": 2}, train=TRAIN,
-                         test=DataSpec("synthetic", split="test", count=4), aug=str(directory), seeds=1, steps=2,
+                         test=DatasetSpec("synthetic", split="test", count=4), aug=str(directory), seeds=1, steps=2,
                          batch=4, size=SIZE, variants=("lafin",))
     first = run_bench(config, tmp_path / "a", progress=False)
     second = run_bench(config, tmp_path / "b", progress=False)
@@ -89,8 +105,8 @@ def test_identical_command_reproduces_the_numbers(shards, tmp_path):
 
 
 def test_cached_run_with_another_config_is_refused(shards, tmp_path):
-    config = BenchConfig(detector="builtin", model={"width_mult": 0.25}, train=TRAIN,
-                         test=DataSpec("synthetic", split="test", count=4), seeds=1, steps=2, batch=4, size=SIZE,
+    config = BenchConfig(detector="lafin-gl", model={"width_mult": 0.25}, train=TRAIN,
+                         test=DatasetSpec("synthetic", split="test", count=4), seeds=1, steps=2, batch=4, size=SIZE,
                          variants=("none",))
     run_bench(config, tmp_path, progress=False)
     with pytest.raises(ValueError, match="another configuration"):

@@ -8,20 +8,21 @@ from click.testing import CliRunner
 
 from lafin_aug.cli.main import main
 from lafin_aug.data import open_dataset
-from lafin_aug.data.samples import crop_bank
-from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer
-from lafin_aug.train.inpainter import InpainterTrainConfig, InpainterTrainer
-from lafin_aug.train.sources import RealSource
+from lafin_aug.data.crops import crop_dataset
+from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
+from lafin_aug.inpainters.lafin.config import LafinTrainConfig
+from lafin_aug.inpainters.lafin.trainer import LafinTrainer
+from lafin_aug.detectors.sources import RealSource
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    bank = crop_bank(open_dataset("synthetic", count=6), 32, progress=False)
-    inpainter = InpainterTrainer(InpainterTrainConfig(size=32, steps=1, batch=2, width=8, blocks=1, disc_width=8,
+    bank = crop_dataset(open_dataset("synthetic", count=6), 32, progress=False)
+    inpainter = LafinTrainer(LafinTrainConfig(size=32, steps=1, batch=2, width=8, blocks=1, disc_width=8,
                                                       vgg_weights="off", device="cpu", sample_every=0),
                                  root / "inpainter", bank=bank, progress=False).fit()
-    predictor = DetectorTrainer(DetectorTrainConfig(detector="builtin", model={"width_mult": 0.25}, size=32,
+    predictor = DetectorTrainer(DetectorTrainConfig(detector="lafin-gl", model={"width_mult": 0.25}, size=32,
                                                     steps=1, batch=2, device="cpu", sample_every=0),
                                 root / "predictor", source=RealSource(bank), points=68, progress=False).fit()
     return inpainter, predictor
@@ -69,5 +70,6 @@ def test_training_a_second_time_into_a_run_needs_resume(checkpoints):
     inpainter, _ = checkpoints
     run = inpainter.parent.parent
     result = CliRunner().invoke(main, ["train", "inpainter", "--count", "4", "--size", "32", "--steps", "1",
-                                       "--width", "8", "--blocks", "1", "--vgg-weights", "off", "--out", str(run)])
+                                       "--model", "width=8", "--model", "blocks=1", "--model", "vgg_weights=off",
+                                       "--out", str(run)])
     assert result.exit_code != 0 and "--resume" in str(result.exception)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from lafin_aug.landmarks import IBUG68, WFLW98
-from lafin_aug.models.heatmaps import boundary_heatmaps
-from lafin_aug.models.lab import LABConfig, LABDetector
+from lafin_aug.detectors.heatmaps import boundary_heatmaps
+from lafin_aug.detectors.lab import LABConfig, LABDetector
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import logging
 import pytest
 import torch
 
-from lafin_aug.losses import (InpaintLoss, InpaintLossWeights, gram, landmark_l2_loss, lsgan_discriminator_loss,
+from lafin_aug.losses import (InpaintLoss, InpaintLossWeights, gram, landmark_loss, lsgan_discriminator_loss,
                               lsgan_generator_loss, perceptual_loss, pixel_l1, style_loss, total_variation)
 from lafin_aug.models.vgg import FEATURE_LAYERS, VGG19_LAYOUT, VGG19Features, load_vgg19
 
@@ -61,11 +61,12 @@ def test_lsgan_values():
     assert lsgan_discriminator_loss(ones, torch.full((1, 1, 2, 2), 2.0)).item() == 2
 
 
-def test_landmark_l2_loss():
+def test_landmark_loss_is_the_squared_norm_of_eq1():
     target = torch.zeros(2, 68, 2)
     predicted = target.clone()
     predicted[0, 5] = torch.tensor([3.0, 4.0])
-    assert landmark_l2_loss(predicted, target).item() == pytest.approx(2.5)  # (5 + 0) / 2
+    predicted[0, 7] = torch.tensor([1.0, 0.0])
+    assert landmark_loss(predicted, target).item() == pytest.approx((25 + 1 + 0) / 2)
 
 
 def _random_vgg() -> VGG19Features:

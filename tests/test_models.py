@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from lafin_aug.models import (INPAINTERS, GeneratorConfig, LafinGenerator, build_inpainter, composite,
-                              register_inpainter)
+from lafin_aug.inpainters import FAMILIES, Conditions, InpainterFamily, build_inpainter, composite, register_family
+from lafin_aug.inpainters.lafin import LafinConfig, LafinGenerator, LafinTrainConfig
 from lafin_aug.models.attention import ShortLongAttention, key_pool_factor
 from lafin_aug.models.conditioning import landmark_map
 from lafin_aug.models.discriminator import PatchDiscriminator
-from lafin_aug.models.landmark_net import LandmarkNet, LandmarkNetConfig, to_normalised, to_pixel
+from lafin_aug.detectors.lafin_gl import LandmarkNet, LandmarkNetConfig, to_normalised, to_pixel
 
-SMALL = {"family": "lafin", "width": 8, "blocks": 2}
+SMALL = {"width": 8, "blocks": 2}
 
 
 def _batch(size: int, batch: int = 2, points: int = 68) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -28,10 +28,10 @@ def _batch(size: int, batch: int = 2, points: int = 68) -> tuple[torch.Tensor, t
 
 def test_generator_default_width_256_shape():
     torch.manual_seed(0)
-    model = build_inpainter({"family": "lafin"}).eval()
+    model = build_inpainter("lafin", {}).eval()
     image, mask, landmarks = _batch(256, batch=1)
     with torch.no_grad():
-        out = model(image, mask, landmarks)
+        out = model(image, mask, Conditions(landmarks))
     assert out.shape == (1, 3, 256, 256)
     assert 0 <= out.min() and out.max() <= 1
 
@@ -88,9 +88,9 @@ def test_normalised_coordinates_convention():
 @pytest.mark.parametrize("size", [64, 128])
 def test_generator_small_width_sizes(size):
     torch.manual_seed(0)
-    model = build_inpainter(SMALL)
+    model = build_inpainter("lafin", SMALL)
     image, mask, landmarks = _batch(size)
-    out = model(image, mask, landmarks)
+    out = model(image, mask, Conditions(landmarks))
     assert out.shape == (2, 3, size, size) and out.dtype == torch.float32
     assert 0 <= out.min() and out.max() <= 1
     out.mean().backward()
@@ -99,18 +99,18 @@ def test_generator_small_width_sizes(size):
 
 def test_generator_never_sees_the_hole_content():
     torch.manual_seed(0)
-    model = build_inpainter(SMALL).eval()
+    model = build_inpainter("lafin", SMALL).eval()
     image, mask, landmarks = _batch(64)
     other = torch.where(mask > 0.5, torch.rand_like(image), image)
     with torch.no_grad():
-        assert torch.equal(model(image, mask, landmarks), model(other, mask, landmarks))
+        assert torch.equal(model(image, mask, Conditions(landmarks)), model(other, mask, Conditions(landmarks)))
 
 
 def test_generator_rejects_wrong_point_count_with_a_hint():
-    model = build_inpainter(SMALL)
+    model = build_inpainter("lafin", SMALL)
     image, mask, _ = _batch(64, batch=1)
     with pytest.raises(ValueError, match="to_ibug68"):
-        model(image, mask, torch.rand(1, 98, 2))
+        model(image, mask, Conditions(torch.rand(1, 98, 2)))
 
 
 def test_composite_keeps_known_pixels_bit_exact():
@@ -153,31 +153,28 @@ def test_key_pool_factor():
 
 def test_config_round_trip_and_checkpoint_weights_only(tmp_path):
     torch.manual_seed(0)
-    config = GeneratorConfig(width=8, blocks=1, mask_channel=False, landmark_radius=1.5, max_attention_keys=64)
+    config = LafinConfig(width=8, blocks=1, mask_channel=False, landmark_radius=1.5, max_attention_keys=64)
     model = LafinGenerator(config)
-    assert config.to_dict()["family"] == "lafin"
-    assert GeneratorConfig.from_dict(config.to_dict()) == config
+    assert LafinConfig.from_dict(config.to_dict()) == config
     torch.save({"config": config.to_dict(), "generator": model.state_dict(), "step": 3}, tmp_path / "ckpt.pt")
 
     checkpoint = torch.load(tmp_path / "ckpt.pt", weights_only=True)
-    rebuilt = build_inpainter(checkpoint["config"])
+    rebuilt = build_inpainter("lafin", checkpoint["config"])
     rebuilt.load_state_dict(checkpoint["generator"])
     assert rebuilt.config == config
     image, mask, landmarks = _batch(64)
     with torch.no_grad():
-        assert torch.equal(model.eval()(image, mask, landmarks), rebuilt.eval()(image, mask, landmarks))
+        assert torch.equal(model.eval()(image, mask, Conditions(landmarks)), rebuilt.eval()(image, mask, Conditions(landmarks)))
 
 
 def test_config_and_registry_errors():
-    with pytest.raises(ValueError, match="unknown GeneratorConfig fields"):
-        GeneratorConfig.from_dict({"family": "lafin", "widht": 8})
-    with pytest.raises(ValueError, match="family"):
-        GeneratorConfig.from_dict({"family": "mdrnets"})
-    with pytest.raises(ValueError, match="unknown inpainter family"):
-        build_inpainter({"family": "nope"})
+    with pytest.raises(ValueError, match=r"unknown LafinConfig keys \['widht'\] \(valid: .*width"):
+        LafinConfig.from_dict({"widht": 8})
+    with pytest.raises(ValueError, match="unknown inpainter family 'nope' \\(registered: lafin"):
+        build_inpainter("nope", {})
     with pytest.raises(ValueError, match="already registered"):
-        register_inpainter("lafin")(LafinGenerator)
-    assert INPAINTERS["lafin"] is LafinGenerator
+        register_family(InpainterFamily("lafin", LafinConfig, LafinGenerator, LafinTrainConfig, "x:y"))
+    assert FAMILIES.get("lafin").model is LafinGenerator
 
 
 # --- landmark map ----------------------------------------------------------------------------------
@@ -205,11 +202,11 @@ def test_landmark_map_batched_rectangular():
 
 def test_bf16_autocast_forward_on_cpu():
     torch.manual_seed(0)
-    generator, discriminator = build_inpainter(SMALL), PatchDiscriminator(width=8)
+    generator, discriminator = build_inpainter("lafin", SMALL), PatchDiscriminator(width=8)
     landmark_net = LandmarkNet(LandmarkNetConfig(width_mult=0.25))
     image, mask, landmarks = _batch(64)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = generator(image, mask, landmarks)
+        out = generator(image, mask, Conditions(landmarks))
         logits = discriminator(composite(out, image, mask), landmark_map(landmarks, 64))
         predicted = landmark_net(image)
     assert out.dtype == torch.bfloat16 and out.shape == (2, 3, 64, 64)

@@ -10,25 +10,28 @@ import numpy as np
 import pytest
 import torch
 
-from lafin_aug.data.samples import crop_bank
+from lafin_aug.data.crops import crop_dataset
 from lafin_aug.data import open_dataset
-from lafin_aug.train.common import load_checkpoint
-from lafin_aug.train.detector import DetectorTrainConfig, DetectorTrainer, load_detector
-from lafin_aug.train.inpainter import InpainterTrainConfig, InpainterTrainer, load_inpainter
-from lafin_aug.train.sources import RealSource
+from lafin_aug.checkpoint import load_checkpoint
+from lafin_aug.detectors import load_detector
+from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
+from lafin_aug.inpainters import Conditions, load_inpainter
+from lafin_aug.inpainters.lafin.config import LafinTrainConfig
+from lafin_aug.inpainters.lafin.trainer import LafinTrainer
+from lafin_aug.detectors.sources import RealSource
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG-19")
 
 
 @pytest.fixture(scope="module")
 def bank():
-    return crop_bank(open_dataset("synthetic", count=12, seed=3), 32, progress=False)
+    return crop_dataset(open_dataset("synthetic", count=12, seed=3), 32, progress=False)
 
 
-def inpainter_config(**overrides) -> InpainterTrainConfig:
+def inpainter_config(**overrides) -> LafinTrainConfig:
     base = dict(size=32, steps=4, batch=2, width=8, blocks=1, disc_width=8, vgg_weights="random",
                 device="cpu", log_every=1, sample_every=2, checkpoint_every=2)
-    return InpainterTrainConfig(**{**base, **overrides})
+    return LafinTrainConfig(**{**base, **overrides})
 
 
 def detector_config(**overrides) -> DetectorTrainConfig:
@@ -38,7 +41,7 @@ def detector_config(**overrides) -> DetectorTrainConfig:
 
 
 def test_inpainter_loss_drops_on_a_fixed_batch(bank, tmp_path):
-    trainer = InpainterTrainer(inpainter_config(lr_g=1e-3), tmp_path / "run", bank=bank, progress=False)
+    trainer = LafinTrainer(inpainter_config(lr_g=1e-3), tmp_path / "run", bank=bank, progress=False)
     batch = trainer.batch(0)
     first = trainer.train_step(batch)["pixel"]
     for _ in range(25):
@@ -47,10 +50,10 @@ def test_inpainter_loss_drops_on_a_fixed_batch(bank, tmp_path):
 
 
 def test_inpainter_resume_is_bit_exact(bank, tmp_path):
-    straight = InpainterTrainer(inpainter_config(), tmp_path / "a", bank=bank, progress=False)
+    straight = LafinTrainer(inpainter_config(), tmp_path / "a", bank=bank, progress=False)
     straight.fit()
-    InpainterTrainer(inpainter_config(), tmp_path / "b", bank=bank, progress=False).fit(until=2)
-    resumed = InpainterTrainer(inpainter_config(), tmp_path / "b", resume=True, bank=bank, progress=False)
+    LafinTrainer(inpainter_config(), tmp_path / "b", bank=bank, progress=False).fit(until=2)
+    resumed = LafinTrainer(inpainter_config(), tmp_path / "b", resume=True, bank=bank, progress=False)
     assert resumed.step == 2
     resumed.fit()
     for name, tensor in straight.generator.state_dict().items():
@@ -63,17 +66,22 @@ def test_inpainter_resume_is_bit_exact(bank, tmp_path):
 
 
 def test_inpainter_checkpoint_rebuilds_model_with_weights_only(bank, tmp_path):
-    trainer = InpainterTrainer(inpainter_config(steps=2), tmp_path / "run", bank=bank, progress=False)
+    trainer = LafinTrainer(inpainter_config(steps=2), tmp_path / "run", bank=bank, progress=False)
     path = trainer.fit()
     raw = torch.load(path, weights_only=True)
-    assert raw["vgg"] == "random" and raw["generator_config"]["width"] == 8
-    model, _ = load_inpainter(path)
+    header = raw["header"]
+    assert header["losses"] == {"vgg": "random"} and header["config"]["width"] == 8
+    assert (header["format"], header["version"], header["family"]) == ("lafin-aug-inpainter", 2, "lafin")
+    assert (header["size"], header["points"], header["step"]) == (32, 68, 2)
+    assert header["precision"] in ("fp32", "bf16") and header["train_config"]["precision"] == "auto"
+    model, loaded = load_inpainter(path)
+    assert loaded.to_dict() == header
     image = torch.rand(1, 3, 32, 32)
     mask = torch.zeros(1, 1, 32, 32)
     mask[..., 8:24, 8:24] = 1
     points = torch.from_numpy(bank.landmarks[:1])
     trainer.generator.eval()
-    assert torch.equal(model(image, mask, points), trainer.generator(image, mask, points))
+    assert torch.equal(model(image, mask, Conditions(points)), trainer.generator(image, mask, Conditions(points)))
 
 
 def test_checkpoint_with_code_is_refused(tmp_path):
@@ -84,13 +92,13 @@ def test_checkpoint_with_code_is_refused(tmp_path):
 
 
 def test_run_directory_is_not_overwritten(bank, tmp_path):
-    InpainterTrainer(inpainter_config(steps=1), tmp_path / "run", bank=bank, progress=False).fit()
+    LafinTrainer(inpainter_config(steps=1), tmp_path / "run", bank=bank, progress=False).fit()
     with pytest.raises(FileExistsError, match="--resume"):
-        InpainterTrainer(inpainter_config(steps=1), tmp_path / "run", bank=bank, progress=False)
+        LafinTrainer(inpainter_config(steps=1), tmp_path / "run", bank=bank, progress=False)
 
 
 def test_interrupt_saves_a_checkpoint_and_stops(bank, tmp_path):
-    trainer = InpainterTrainer(inpainter_config(steps=10, checkpoint_every=100), tmp_path / "run", bank=bank,
+    trainer = LafinTrainer(inpainter_config(steps=10, checkpoint_every=100), tmp_path / "run", bank=bank,
                                progress=False)
     real_step = trainer.train_step
 
@@ -103,7 +111,7 @@ def test_interrupt_saves_a_checkpoint_and_stops(bank, tmp_path):
     trainer.train_step = step_then_interrupt
     trainer.fit()
     assert trainer.step == 3 and trainer.interrupted
-    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 3
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["header"]["step"] == 3
 
 
 def test_detector_learns_and_resumes_exactly(bank, tmp_path):
@@ -116,8 +124,8 @@ def test_detector_learns_and_resumes_exactly(bank, tmp_path):
     resumed.fit()
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
-    model, checkpoint = load_detector(tmp_path / "b" / "checkpoints" / "last.pt")
-    assert checkpoint["detector"] == "lab" and model.config.stacks == 1
+    model, header = load_detector(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert header.family == "lab" and model.config.stacks == 1
 
 
 def test_weights_that_do_not_fit_their_config_name_the_file(bank, tmp_path):
@@ -125,15 +133,20 @@ def test_weights_that_do_not_fit_their_config_name_the_file(bank, tmp_path):
                     progress=False).fit(until=1)
     path = tmp_path / "run" / "checkpoints" / "last.pt"
     checkpoint = torch.load(path, weights_only=True)
-    checkpoint["detector_config"]["norm"] = "batch"  # as a LAB checkpoint from before GroupNorm
+    checkpoint["header"]["config"]["norm"] = "batch"  # as a LAB checkpoint from before GroupNorm
     stale = tmp_path / "stale.pt"
     torch.save(checkpoint, stale)
-    with pytest.raises(ValueError, match=f"{stale}: the saved weights do not fit the LABDetector"):
+    with pytest.raises(ValueError, match=f"{stale}: the weights do not fit the LABDetector that the stored config "
+                                         f"builds \\(missing in the file: .*running_mean"):
+        load_detector(stale)
+    checkpoint["header"]["config"].update(norm="group", width=16)  # another width than the weights
+    torch.save(checkpoint, stale)
+    with pytest.raises(ValueError, match=r"boundary.stem.0.weight: file \(8, 3, 7, 7\), config \(16, 3, 7, 7\)"):
         load_detector(stale)
 
 
 def test_builtin_predictor_loss_drops(bank, tmp_path):
-    config = detector_config(detector="builtin", model={"width_mult": 0.25}, lr=3e-3, hole_fraction=0.0)
+    config = detector_config(detector="lafin-gl", model={"width_mult": 0.25}, lr=3e-3, hole_fraction=0.0)
     trainer = DetectorTrainer(config, tmp_path / "run", source=RealSource(bank), points=68, progress=False)
     batch = trainer.batch(0)
     first = trainer.train_step(batch)["total"]
@@ -146,10 +159,10 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     """torchrun with the gloo backend, 2 processes, through the real command line."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
                "-m", "lafin_aug.cli.main", "train", "landmarks", "--dataset", "synthetic", "--count", "16",
-               "--detector", "builtin", "--width-mult", "0.25", "--size", "32", "--steps", "2", "--batch", "2",
+               "--detector", "lafin-gl", "--model", "width_mult=0.25", "--size", "32", "--steps", "2", "--batch", "2",
                "--device", "cpu", "--out", str(tmp_path / "ddp")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
-    assert checkpoint["step"] == 2
+    assert checkpoint["header"]["step"] == 2

@@ -1,6 +1,6 @@
 import numpy as np
 
-from lafin_aug.data.transforms import AugmentConfig, augment_face, rotation_affine
+from lafin_aug.data.transforms import TransformConfig, transform_face, rotation_affine
 from lafin_aug.data.crop import apply_affine
 
 
@@ -20,9 +20,9 @@ def test_augment_moves_image_and_landmarks_together():
     size = 96
     points = np.array([[30, 30], [60, 40], [45, 70]] * 23, np.float32)[:68]
     image = _dots(size, points)
-    config = AugmentConfig(brightness=0, contrast=0, saturation=0)
+    config = TransformConfig(brightness=0, contrast=0, saturation=0)
     for seed in range(5):
-        out, moved = augment_face(image, points, np.random.default_rng(seed), config)
+        out, moved = transform_face(image, points, np.random.default_rng(seed), config)
         assert moved.shape == points.shape and moved.dtype == np.float32
         for x, y in moved:
             xi, yi = int(round(x)), int(round(y))
@@ -32,6 +32,6 @@ def test_augment_moves_image_and_landmarks_together():
 def test_augment_is_deterministic_for_a_seed():
     image = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     points = np.random.default_rng(2).uniform(10, 50, (68, 2)).astype(np.float32)
-    a = augment_face(image, points, np.random.default_rng(7))
-    b = augment_face(image, points, np.random.default_rng(7))
+    a = transform_face(image, points, np.random.default_rng(7))
+    b = transform_face(image, points, np.random.default_rng(7))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from lafin_aug.registry import Registry
+
 log = logging.getLogger(__name__)
 
 OnError = Literal["skip", "raise"]
@@ -225,3 +227,12 @@ class FaceReader(Sequence[Face], ABC):
             "height": [min(heights), max(heights)] if sizes else None,
             "width": [min(widths), max(widths)] if sizes else None,
         }
+
+
+#: dataset kind -> reader class; each reader module registers its class with `register_reader`
+READERS: Registry[type[FaceReader]] = Registry("dataset kind")
+
+
+def register_reader(cls: type[FaceReader]) -> type[FaceReader]:
+    """Class decorator: make the reader openable as `--dataset cls.kind`."""
+    return READERS.add(cls.kind, cls)

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, parse_points, resolve_inside
+from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, parse_points, register_reader, resolve_inside
 
 
+@register_reader
 class CocoReader(FaceReader):
     """The annotated faces of a COCO-keypoint JSON file (root is the file), in annotation order.
 

@@ -15,6 +15,8 @@ from typing import Literal, NamedTuple, Protocol
 import cv2
 import numpy as np
 
+from lafin_aug.config import Config
+
 #: Hole-ratio buckets: name -> [low, high).
 BUCKETS: dict[str, tuple[float, float]] = {
     "10-20": (0.1, 0.2),
@@ -40,7 +42,7 @@ class ShapeGenerator(Protocol):
 
 
 @dataclass(frozen=True)
-class IrregularMasks:
+class IrregularMasks(Config):
     """Free-form strokes: random walks of thick line segments of varying width.
 
     Segments have round caps, so each joint is a disc. Lengths and widths are fractions of the mask side; turn is the largest change of
@@ -77,7 +79,7 @@ class IrregularMasks:
 
 
 @dataclass(frozen=True)
-class BlockMasks:
+class BlockMasks(Config):
     """Axis-aligned rectangles with sides drawn as fractions of the mask side."""
 
     side: tuple[float, float] = (0.15, 0.5)
@@ -100,7 +102,7 @@ class BlockMasks:
 
 
 @dataclass(frozen=True)
-class MaskConfig:
+class MaskConfig(Config):
     """Which masks to draw.
 
     kind: "irregular" or "block" shapes, "mixed" (irregular with probability irregular_share,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, parse_points
+from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, parse_points, register_reader
 
 #: Image file suffixes (compared lower-case) that may carry a `.pts` file.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -95,6 +95,7 @@ def pts_records(folder: Path, points: int) -> Iterator[Record | DatasetError]:
                      str(pts))
 
 
+@register_reader
 class PtsReader(FaceReader):
     """Every image under `root` (jpg/jpeg/png/bmp) that has a same-stem `.pts` file, in sorted path order."""
 

@@ -13,9 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record
-from lafin_aug.data.face_render import (HAIR_STYLES, OCCLUDERS, Appearance, Camera, Expression, FaceSpec,
-                                        Identity, Pose, face_geometry, render_face)
+from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, register_reader
+from lafin_aug.data.render import (
+    HAIR_STYLES,
+    OCCLUDERS,
+    Appearance,
+    Camera,
+    Expression,
+    FaceSpec,
+    Identity,
+    Pose,
+    face_geometry,
+    render_face,
+)
 
 SPLIT_IDS = {"train": 0, "test": 1}
 
@@ -137,6 +147,7 @@ def _rgb(colour: np.ndarray) -> tuple[int, int, int]:
     return int(r), int(g), int(b)
 
 
+@register_reader
 class SyntheticReader(FaceReader):
     """`count` drawn faces of `size`x`size` pixels with exact 68-point landmarks; `root` is ignored."""
 

@@ -1,4 +1,4 @@
-"""Standard detector-training augmentation on face crops: flip, rotation/scale, colour jitter.
+"""Classic detector-training transforms of face crops: flip, rotation/scale, colour jitter.
 
 Every transform keeps the point count and moves image and landmarks together (pixel-index
 coordinates). Parameters come from a numpy Generator, so a trainer seeding it from (seed, step)
@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lafin_aug.config import Config
 from lafin_aug.data.crop import apply_affine
 from lafin_aug.landmarks import flip_landmarks
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class TransformConfig(Config):
     """Ranges of the standard augmentation; zeros turn a transform off."""
 
     flip: float = 0.5  # probability of a horizontal flip
@@ -37,7 +38,7 @@ def rotation_affine(size: int, degrees: float, scale: float, shift: tuple[float,
     return np.hstack([linear, offset[:, None]])
 
 
-def colour_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, config: TransformConfig) -> np.ndarray:
     """Random brightness, contrast and saturation change of a uint8 RGB image."""
     x = image.astype(np.float32)
     x *= 1 + rng.uniform(-config.brightness, config.brightness)
@@ -48,8 +49,8 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentCo
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
-def augment_face(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
-                 config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+def transform_face(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+                 config: TransformConfig = TransformConfig()) -> tuple[np.ndarray, np.ndarray]:
     """One randomly augmented copy of a square crop and its [P,2] landmarks."""
     size = image.shape[0]
     if config.flip and rng.random() < config.flip:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record
+from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, register_reader
 from lafin_aug.data.pts import pts_records
 
 #: Root used when none is given and the environment variable is unset.
@@ -23,6 +23,7 @@ SPLIT_SUBSETS: dict[str, tuple[str, ...]] = {
 }
 
 
+@register_reader
 class W300Reader(FaceReader):
     """300-W faces of one split: train, common, challenging or full (common + challenging).
 

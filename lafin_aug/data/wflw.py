@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, parse_points, resolve_inside
+from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, parse_points, register_reader, resolve_inside
 
 #: Root used when none is given and the environment variable is unset.
 DEFAULT_ROOT = "data/WFLW"
@@ -54,6 +54,7 @@ def _parse_line(tokens: list[str], images: Path, source: Path, line: int, attrib
                   str(source), line)
 
 
+@register_reader
 class WFLWReader(FaceReader):
     """WFLW faces of one split: train, test, or a test subset test_<attribute> (lines whose flag is 1).
 

@@ -1,12 +1,13 @@
-"""G_P, the LaFIn inpainting generator (paper Table 8), and its config.
+"""G_P, the LaFIn inpainting generator (paper Table 8); its config is `LafinConfig` (config.py).
 
 Value ranges at the model boundary:
   image      [B,3,H,W] float RGB in [0,1]; H and W multiples of 4. Hole pixels are ignored (the
              generator blanks them itself, so passing the full image cannot leak the ground truth).
   mask       [B,1,H,W] 1 where content is missing, 0 where known; binarised at 0.5.
-  landmarks  [B,P,2] (x, y) pixel-index coordinates of the image, P == config.points.
+  conditions `Conditions`; reads only conditions.landmarks: [B,P,2] (x, y) pixel-index
+             coordinates of the image, P == config.points.
   output     [B,3,H,W] float RGB in [0,1] ((tanh + 1) / 2), *not* composited: use
-             `lafin_aug.models.composite` to paste it into the hole.
+             `lafin_aug.inpainters.composite` to paste it into the hole.
 
 Internally the known pixels are mapped to [-1,1] and the hole is filled with 0 (mid grey). The
 network input is [masked RGB (3), landmark map (1), mask (1)]. The paper feeds only the first
@@ -31,50 +32,15 @@ Every conv but to_rgb is followed by instance norm and ReLU. "known" at 1/2 and 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lafin_aug.inpainters.family import Conditions
+from lafin_aug.inpainters.lafin.config import LafinConfig
 from lafin_aug.models.attention import ShortLongAttention
 from lafin_aug.models.blocks import ConvNormAct, ResidualBlock, UpNormAct
 from lafin_aug.models.conditioning import landmark_map
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Everything needed to rebuild a LafinGenerator; stored in checkpoints via to_dict()."""
-
-    family: ClassVar[str] = "lafin"
-
-    width: int = 64  # channels of the full-resolution features; 1/2 scale has 2x, 1/4 scale 4x
-    blocks: int = 7  # residual blocks at 1/4 scale
-    points: int = 68  # landmark count the landmark map is drawn from
-    mask_channel: bool = True  # input channels: RGB + landmark map (+ mask)
-    landmark_radius: float = 1.0  # disc radius of the landmark map, pixels (see conditioning.py)
-    max_attention_keys: int = 1024  # key grid bound of the attention layer (see attention.py)
-
-    @property
-    def in_channels(self) -> int:
-        return 5 if self.mask_channel else 4
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, with "family" so `build_inpainter` can pick the class."""
-        return {"family": self.family, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        """Inverse of to_dict; missing fields take their defaults, unknown fields are an error."""
-        data = dict(data)
-        family = data.pop("family", cls.family)
-        if family != cls.family:
-            raise ValueError(f"config is for inpainter family {family!r}, not {cls.family!r}")
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-        return cls(**data)
 
 
 def _known_only(features: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -88,13 +54,11 @@ def _known_only(features: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
 
 
 class LafinGenerator(nn.Module):
-    """G_P: (image, mask, landmarks) -> generated RGB in [0,1]; see the module docstring for ranges."""
+    """G_P: (image, mask, conditions) -> generated RGB in [0,1]; see the module docstring for ranges."""
 
-    config_class = GeneratorConfig
-
-    def __init__(self, config: GeneratorConfig | None = None):
+    def __init__(self, config: LafinConfig | None = None):
         super().__init__()
-        self.config = config = config or GeneratorConfig()
+        self.config = config = config or LafinConfig()
         w = config.width
         self.encoder1 = ConvNormAct(config.in_channels, w, 7, padding=3, reflect=True)
         self.encoder2 = ConvNormAct(w, 2 * w, 4, stride=2, padding=1)
@@ -107,7 +71,8 @@ class LafinGenerator(nn.Module):
         self.fuse2 = ConvNormAct(2 * w, 2 * w, 1)
         self.to_rgb = nn.Conv2d(2 * w, 3, 7, padding=3, padding_mode="reflect")
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, conditions: Conditions) -> torch.Tensor:
+        landmarks = conditions.landmarks
         self._check_inputs(image, mask, landmarks)
         hole = (mask > 0.5).to(image.dtype)
         inputs = [(image * 2 - 1) * (1 - hole),

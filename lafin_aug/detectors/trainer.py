@@ -1,4 +1,4 @@
-"""Train any registered landmark detector (the built-in G_L, LAB, ...) from a batch source."""
+"""Train any registered landmark detector (LaFIn's G_L, LAB, ...) from a batch source."""
 from __future__ import annotations
 
 import math
@@ -10,40 +10,42 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from lafin_aug.config import to_dict
+from lafin_aug.checkpoint import DETECTOR_FORMAT
+from lafin_aug.config import Config
+from lafin_aug.data.crops import load_crops
 from lafin_aug.data.masks import MaskConfig
-from lafin_aug.data.training import DataSpec, load_crops
-from lafin_aug.data.transforms import AugmentConfig, augment_face
-from lafin_aug.detectors import build_detector, detector_config
-from lafin_aug.train.common import Trainer, autocast, load_checkpoint_of, load_weights
-from lafin_aug.train.sources import BatchSource, RealSource
+from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.data.transforms import TransformConfig, transform_face
+from lafin_aug.detectors.base import build_detector, detector_config
+from lafin_aug.detectors.sources import BatchSource, RealSource
+from lafin_aug.images import to_tensor, to_uint8
+from lafin_aug.runtime import autocast
+from lafin_aug.trainer import Trainer
 from lafin_aug.viz import draw_landmarks, image_grid, save_png
-
-CHECKPOINT_KIND = "lafin-aug-detector"
 
 
 @dataclass(frozen=True)
-class DetectorTrainConfig:
+class DetectorTrainConfig(Config):
     """Everything a detector training run depends on (written to config.json and checkpoints).
 
     hole_fraction: share of real training faces shown with a zero-filled mask hole (LaFIn trains
     its predictor G_L on masked faces: 1.0; the benchmark's baseline uses 0.0).
     """
 
-    detector: str = "builtin"
+    detector: str = "lafin-gl"
     model: dict[str, Any] = field(default_factory=dict)
-    data: DataSpec = field(default_factory=DataSpec)
+    data: DatasetSpec = field(default_factory=DatasetSpec)
     size: int = 128
     steps: int = 2000
     batch: int = 16
     seed: int = 0
     lr: float = 1e-3
     final_lr_ratio: float = 0.01
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    transforms: TransformConfig = field(default_factory=TransformConfig)
     hole_fraction: float = 1.0
     masks: MaskConfig = field(default_factory=MaskConfig)
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     log_every: int = 20
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -60,36 +62,11 @@ def model_config(config: DetectorTrainConfig, points: int) -> Any:
     return detector_config(config.detector, **{"points": points, "size": config.size, **config.model})
 
 
-def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """(detector in eval mode, checkpoint dict) rebuilt from a detector checkpoint file alone."""
-    checkpoint = load_checkpoint_of(path, CHECKPOINT_KIND)
-    model = build_detector(checkpoint["detector"], checkpoint["detector_config"])
-    load_weights(model, checkpoint["model"], path)
-    return model.to(device).eval(), checkpoint
-
-
-def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 [B,S,S,3] -> float [B,3,S,S] in [0,1] on `device`."""
-    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255)
-
-
-@torch.no_grad()
-def predict_images(model: torch.nn.Module, images: np.ndarray, batch: int = 64,
-                   precision: str = "fp32") -> np.ndarray:
-    """Pixel-index landmarks [N,P,2] that `model` predicts for uint8 crops [N,S,S,3]."""
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(images), batch):
-        with autocast(device, precision):
-            out.append(model.predict(to_tensor(images[start:start + batch], device)).float().cpu().numpy())
-    return np.concatenate(out)
-
-
 class DetectorTrainer(Trainer):
     """One detector training run over a batch source; resumable exactly."""
 
     name = "detector"
-    kind = CHECKPOINT_KIND
+    format = DETECTOR_FORMAT
 
     def __init__(self, config: DetectorTrainConfig, out: str | Path, source: BatchSource | None = None,
                  resume: bool = False, progress: bool = True, points: int | None = None):
@@ -104,14 +81,15 @@ class DetectorTrainer(Trainer):
         self.detector_config = model_config(config, points)
         self.model = build_detector(config.detector, self.detector_config.to_dict()).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self._start({"train": to_dict(config), **self.extra()}, resume)
+        self._start(resume)
         self.model_train = DistributedDataParallel(self.model) if self.world > 1 else self.model
 
     def stateful(self) -> dict[str, Any]:
         return {"model": self.model, "optimizer": self.optimizer}
 
-    def extra(self) -> dict[str, Any]:
-        return {"detector": self.config.detector, "detector_config": self.detector_config.to_dict()}
+    def header_fields(self) -> dict[str, Any]:
+        return {"family": self.config.detector, "config": self.detector_config.to_dict(),
+                "size": self.detector_config.size, "points": self.detector_config.points}
 
     def train(self, mode: bool = True) -> None:
         self.model.train(mode)
@@ -119,7 +97,7 @@ class DetectorTrainer(Trainer):
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng((self.config.seed, step, self.rank, 0xDE7))
         images, landmarks = self.source.batch(step, self.config.batch, rng)
-        pairs = [augment_face(image, points, rng, self.config.augment) for image, points in zip(images, landmarks)]
+        pairs = [transform_face(image, points, rng, self.config.transforms) for image, points in zip(images, landmarks)]
         return {"image": to_tensor(np.stack([p[0] for p in pairs]), self.device),
                 "landmarks": torch.from_numpy(np.stack([p[1] for p in pairs])).to(self.device)}
 
@@ -127,7 +105,7 @@ class DetectorTrainer(Trainer):
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate(self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device, self.config.precision):
+        with autocast(self.device, self.precision):
             outputs = self.model_train(batch["image"])
         outputs = {k: (v.float() if torch.is_tensor(v) else [t.float() for t in v]) for k, v in outputs.items()}
         terms = self.model.loss(outputs, batch["landmarks"])
@@ -136,7 +114,7 @@ class DetectorTrainer(Trainer):
         return {name: float(value.detach()) for name, value in terms.items()}
 
     def sample(self, batch: dict[str, torch.Tensor], path: Path) -> None:
-        images = (batch["image"][:8].clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+        images = to_uint8(batch["image"][:8])
         predicted = self.model.predict(batch["image"][:8]).float().cpu().numpy()
         truth = batch["landmarks"][:8].cpu().numpy()
         rows = [[draw_landmarks(image, t, color=(0, 255, 0)), draw_landmarks(image, p, color=(255, 64, 0))]

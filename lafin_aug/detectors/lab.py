@@ -13,17 +13,18 @@ the pixel-index coordinate, so [0,1] spans the image's extent; `predict` returns
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lafin_aug.config import Config
+from lafin_aug.detectors.base import register_detector
+from lafin_aug.detectors.heatmaps import boundary_heatmaps
 from lafin_aug.landmarks import schema_for
-from lafin_aug.models.heatmaps import boundary_heatmaps
 
 #: Boundary heatmaps are this many times smaller than the image (fixed by the estimator's stem).
 HEATMAP_STRIDE = 4
@@ -47,7 +48,7 @@ def norm_layer(kind: str) -> Norm:
 
 
 @dataclass(frozen=True)
-class LABConfig:
+class LABConfig(Config):
     """Shape and training weights of a LAB detector; plain data for checkpoints.
 
     points: 68 or 98; size: square input side S (multiple of 16); stacks: hourglass stacks (the
@@ -84,18 +85,6 @@ class LABConfig:
     def heatmap_size(self) -> int:
         """Side of the boundary heatmaps."""
         return self.size // HEATMAP_STRIDE
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, e.g. for a checkpoint."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LABConfig:
-        """Inverse of to_dict; ValueError naming unknown keys."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown LABConfig keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 class Residual(nn.Module):
@@ -234,6 +223,7 @@ class LandmarkRegressor(nn.Module):
         return 0.5 + self.head(x).view(len(image), -1, 2)
 
 
+@register_detector("lab", LABConfig)
 class LABDetector(nn.Module):
     """Boundary estimator + boundary-fused landmark regressor, trained jointly."""
 

@@ -1,4 +1,5 @@
-"""G_L, the LaFIn landmark predictor (paper Table 6): a MobileNetV2 trunk with three fused branches.
+"""G_L, the LaFIn landmark predictor (paper Table 6), registered as detector "lafin-gl": a MobileNetV2
+trunk with three fused branches.
 
 Value ranges at the model boundary:
   input   [B,3,H,W] RGB in [0,1], H and W multiples of 32 (any size: the branches are globally
@@ -20,11 +21,14 @@ Branches, each globally average-pooled to a vector:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from lafin_aug.config import Config
+from lafin_aug.detectors.base import register_detector
+from lafin_aug.losses import landmark_loss
 
 #: MobileNetV2 inverted-residual settings: expansion t, channels c, repeats n, first stride s.
 MOBILENET_V2_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
@@ -73,22 +77,11 @@ class InvertedResidual(nn.Module):
 
 
 @dataclass(frozen=True)
-class LandmarkNetConfig:
+class LandmarkNetConfig(Config):
     """Everything needed to rebuild a LandmarkNet; stored in checkpoints via to_dict()."""
 
     points: int = 68
     width_mult: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LandmarkNetConfig:
-        """Inverse of to_dict; missing fields take their defaults, unknown fields are an error."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-        return cls(**data)
 
 
 class LandmarkNet(nn.Module):
@@ -163,3 +156,41 @@ def to_pixel(normalised: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
 def to_normalised(pixel: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """[..., 2] pixel-index (x, y) -> normalised (u, v) of an image of `size` S or (H, W): u = (x + 0.5) / W."""
     return (pixel + 0.5) / _wh(size, pixel)
+
+
+@dataclass(frozen=True)
+class LafinGLConfig(Config):
+    """G_L as a detector: points, input size, MobileNetV2 width multiplier."""
+
+    points: int = 68
+    size: int = 128
+    width_mult: float = 1.0
+
+
+@register_detector("lafin-gl", LafinGLConfig)
+class LafinGLDetector(nn.Module):
+    """G_L trained with LaFIn's Eq. 1 (squared L2 norm, `losses.landmark_loss`) on normalised coordinates."""
+
+    def __init__(self, config: LafinGLConfig):
+        super().__init__()
+        self.config = config
+        self.net = LandmarkNet(LandmarkNetConfig(points=config.points, width_mult=config.width_mult))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"landmarks": self.net(image)}
+
+    def loss(self, outputs: dict[str, torch.Tensor], landmarks_px: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Eq. 1 between predicted and true normalised points."""
+        value = landmark_loss(outputs["landmarks"], to_normalised(landmarks_px.to(outputs["landmarks"]),
+                                                                   self.config.size))
+        return {"total": value, "landmark": value}
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor) -> torch.Tensor:
+        """Pixel-index landmarks [B,P,2] of images [B,3,S,S] in [0,1], computed in eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            return to_pixel(self(image)["landmarks"], self.config.size)
+        finally:
+            self.train(was_training)

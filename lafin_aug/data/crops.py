@@ -1,6 +1,7 @@
-"""Training samples: every face of a reader cropped once to S×S and held in memory, plus batch assembly."""
+"""Face crops in memory: every usable face of a dataset cropped once to S×S, and masked batches of them."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,11 +11,15 @@ from tqdm import tqdm
 from lafin_aug.data.base import DatasetError, FaceReader
 from lafin_aug.data.crop import crop_face
 from lafin_aug.data.masks import MaskConfig, make_mask
+from lafin_aug.data.spec import DatasetSpec, open_reader
+from lafin_aug.images import to_tensor
 from lafin_aug.landmarks import flip_landmarks, schema_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class CropBank:
+class FaceCrops:
     """Face crops of one reader: images [N,S,S,3] uint8, landmarks [N,P,2] float32, reader indices [N]."""
 
     images: np.ndarray
@@ -32,12 +37,12 @@ class CropBank:
     def points(self) -> int:
         return self.landmarks.shape[1]
 
-    def subset(self, indices: np.ndarray) -> CropBank:
+    def subset(self, indices: np.ndarray) -> FaceCrops:
         """The crops at `indices` (e.g. a fraction of the training set)."""
-        return CropBank(self.images[indices], self.landmarks[indices], self.source_index[indices])
+        return FaceCrops(self.images[indices], self.landmarks[indices], self.source_index[indices])
 
 
-def crop_bank(reader: FaceReader, size: int, progress: bool = True) -> CropBank:
+def crop_dataset(reader: FaceReader, size: int, progress: bool = True) -> FaceCrops:
     """Crop every readable face of `reader` to size×size; bad records follow the reader's on_error policy."""
     images, landmarks, kept = [], [], []
     for index in tqdm(range(len(reader)), desc=f"cropping {reader.kind} {reader.split} to {size}px",
@@ -53,10 +58,10 @@ def crop_bank(reader: FaceReader, size: int, progress: bool = True) -> CropBank:
         kept.append(index)
     if not images:
         raise ValueError(f"{reader.kind} dataset at {reader.root} ({reader.split}) has no usable faces")
-    return CropBank(np.stack(images), np.stack(landmarks).astype(np.float32), np.asarray(kept, np.int64))
+    return FaceCrops(np.stack(images), np.stack(landmarks).astype(np.float32), np.asarray(kept, np.int64))
 
 
-def masked_batch(bank: CropBank, indices: np.ndarray, epochs: np.ndarray, seed: int,
+def masked_batch(bank: FaceCrops, indices: np.ndarray, epochs: np.ndarray, seed: int,
                  masks: MaskConfig, flips: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     """A batch of crops with their epoch's masks: image [B,3,S,S] in [0,1], mask [B,1,S,S], landmarks [B,P,2].
 
@@ -74,7 +79,17 @@ def masked_batch(bank: CropBank, indices: np.ndarray, epochs: np.ndarray, seed: 
     mask = np.stack([make_mask(size, seed, int(e), int(bank.source_index[i]), masks)
                      for i, e in zip(indices, epochs)])
     return {
-        "image": torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255),
+        "image": to_tensor(images),
         "mask": torch.from_numpy(mask).unsqueeze(1).float(),
         "landmarks": torch.from_numpy(landmarks),
     }
+
+
+def load_crops(spec: DatasetSpec, size: int, progress: bool = True) -> FaceCrops:
+    """Every usable face of `spec` cropped to size×size (bad records skipped and reported)."""
+    reader = open_reader(spec)
+    crops = crop_dataset(reader, size, progress=progress)
+    if reader.skipped.total:
+        log.warning("%s %s: skipped %d bad records %s", spec.dataset, spec.root, reader.skipped.total,
+                    dict(reader.skipped.reasons))
+    return crops

@@ -7,13 +7,14 @@ import h5py
 import numpy as np
 import pytest
 
-from lafin_aug import augment
-from lafin_aug.augment import GenerateConfig, generate, plan_shards
+from lafin_aug import generate as generate_module
+from lafin_aug.generate import GenerateConfig, generate, plan_shards
 from lafin_aug.data import open_dataset
-from lafin_aug.data.samples import crop_bank
-from lafin_aug.data.training import DataSpec
+from lafin_aug.data.crops import crop_dataset
+from lafin_aug.data.spec import DatasetSpec
 from lafin_aug.shards import read_manifest, verify_shards
-from lafin_aug.train.inpainter import InpainterTrainConfig, InpainterTrainer
+from lafin_aug.inpainters.lafin.config import LafinTrainConfig
+from lafin_aug.inpainters.lafin.trainer import LafinTrainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG-19")
 
@@ -24,19 +25,19 @@ SIZE = 32
 def inpainter(tmp_path_factory):
     """A real (barely trained) inpainter checkpoint at 32 px."""
     out = tmp_path_factory.mktemp("inpainter") / "run"
-    bank = crop_bank(open_dataset("synthetic", count=4), SIZE, progress=False)
-    config = InpainterTrainConfig(size=SIZE, steps=1, batch=2, width=8, blocks=1, disc_width=8,
+    bank = crop_dataset(open_dataset("synthetic", count=4), SIZE, progress=False)
+    config = LafinTrainConfig(size=SIZE, steps=1, batch=2, width=8, blocks=1, disc_width=8,
                                   vgg_weights="off", device="cpu", sample_every=0)
-    return str(InpainterTrainer(config, out, bank=bank, progress=False).fit())
+    return str(LafinTrainer(config, out, bank=bank, progress=False).fit())
 
 
 @pytest.fixture(scope="module")
 def bank():
-    return crop_bank(open_dataset("synthetic", count=10, seed=1), SIZE, progress=False)
+    return crop_dataset(open_dataset("synthetic", count=10, seed=1), SIZE, progress=False)
 
 
 def config_for(inpainter: str, **overrides) -> GenerateConfig:
-    base = dict(data=DataSpec("synthetic", count=10, seed=1), inpainter=inpainter, epochs=2, shard_size=8,
+    base = dict(data=DatasetSpec("synthetic", count=10, seed=1), inpainter=inpainter, epochs=2, shard_size=8,
                 device="cpu", batch=4)
     return GenerateConfig(**{**base, **overrides})
 
@@ -93,7 +94,7 @@ def test_two_runs_with_the_same_seed_are_identical(inpainter, bank, tmp_path):
 
 
 def test_killed_run_resumes_without_duplicates_or_gaps(inpainter, bank, tmp_path, monkeypatch):
-    real_build = augment.build_shard
+    real_build = generate_module.build_shard
     calls = []
 
     def dies_on_third_shard(plan, *args, **kwargs):
@@ -102,11 +103,11 @@ def test_killed_run_resumes_without_duplicates_or_gaps(inpainter, bank, tmp_path
             raise KeyboardInterrupt("killed")
         return real_build(plan, *args, **kwargs)
 
-    monkeypatch.setattr(augment, "build_shard", dies_on_third_shard)
+    monkeypatch.setattr(generate_module, "build_shard", dies_on_third_shard)
     with pytest.raises(KeyboardInterrupt):
         generate(config_for(inpainter), tmp_path, bank=bank, progress=False)
     assert len(read_manifest(tmp_path)) == 2
-    monkeypatch.setattr(augment, "build_shard", real_build)
+    monkeypatch.setattr(generate_module, "build_shard", real_build)
     summary = generate(config_for(inpainter), tmp_path, bank=bank, progress=False)
     assert summary.shards_skipped == 2 and summary.shards_written == 2
     assert verify_shards(tmp_path).ok
@@ -146,7 +147,7 @@ def test_joblib_workers_give_the_same_shards(inpainter, bank, tmp_path):
 
 def test_wflw_98_points_condition_on_the_68_subset(inpainter, shared_data, tmp_path):
     json_path = shared_data / "fixtures" / "mmpose" / "wflw" / "test_wflw.json"
-    config = config_for(inpainter, data=DataSpec("coco", str(json_path)), epochs=1)
+    config = config_for(inpainter, data=DatasetSpec("coco", str(json_path)), epochs=1)
     generate(config, tmp_path, progress=False)
     data = read_all(tmp_path)
     assert data["landmarks"].shape[1:] == (98, 2)

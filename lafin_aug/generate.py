@@ -1,4 +1,5 @@
-"""The generate engine: a dataset and a trained inpainter -> augmented (I_aug, L_gt) pairs in HDF5 shards.
+"""The generate engine: a dataset and a trained inpainter of any family -> augmented (I_aug, L_gt) pairs
+in HDF5 shards.
 
 I_aug = M∘G_P(M̄∘I, L) + M̄∘I with a fresh mask M for every face and epoch, drawn from
 (seed, epoch, source_index), so epoch e of face i always gets the same mask and a rerun is
@@ -26,30 +27,43 @@ import torch
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from lafin_aug.config import to_dict
+from lafin_aug.checkpoint import CheckpointHeader, last_checkpoint
+from lafin_aug.config import Config, to_dict
+from lafin_aug.data.crops import FaceCrops, load_crops
 from lafin_aug.data.masks import BUCKETS, MaskConfig, make_mask
-from lafin_aug.data.samples import CropBank
-from lafin_aug.data.training import DataSpec, load_crops
+from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.images import to_tensor, to_uint8
+from lafin_aug.inpainters import FAMILIES, InpainterFamily, load_inpainter
 from lafin_aug.io import sha256_file, write_json
 from lafin_aug.landmark_edits import edit_landmarks
 from lafin_aug.landmarks import to_ibug68
-from lafin_aug.shards import (MANIFEST_NAME, RUN_CONFIG_NAME, ManifestRow, ShardHeader, read_manifest, shard_name,
-                              to_record, write_manifest, write_shard)
-from lafin_aug.train.common import autocast, load_checkpoint, resolve_device
-from lafin_aug.train.inpainter import load_inpainter
+from lafin_aug.runtime import autocast, distributed, resolve_device, resolve_precision
+from lafin_aug.shards import (
+    MANIFEST_NAME,
+    RUN_CONFIG_NAME,
+    ManifestRow,
+    ShardHeader,
+    read_manifest,
+    shard_name,
+    to_record,
+    write_manifest,
+    write_shard,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
+class GenerateConfig(Config):
     """Everything `lafin-aug generate` depends on (written to run.json).
 
-    size: crop side; None takes the inpainter's training size. edit: probability that a record's
-    landmarks inside the hole are edited before conditioning (stored as the new label, `edited` = 1).
+    inpainter: a checkpoint, an exported generator or a run directory. size: crop side; None takes
+    the inpainter's training size. edit: probability that a record's landmarks inside the hole are
+    edited before conditioning (stored as the new label, `edited` = 1). precision: auto, fp32 or
+    bf16 (see `lafin_aug.runtime`); the resolved one is recorded in run.json.
     """
 
-    data: DataSpec = field(default_factory=DataSpec)
+    data: DatasetSpec = field(default_factory=DatasetSpec)
     inpainter: str = ""
     epochs: int = 1
     size: int | None = None
@@ -58,7 +72,7 @@ class GenerateConfig:
     workers: int = 1
     batch: int = 8
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     include_real: bool = True
     mask_buckets: tuple[str, ...] = tuple(BUCKETS)
     edit: float = 0.0
@@ -82,19 +96,15 @@ def plan_shards(faces: int, config: GenerateConfig) -> list[ShardPlan]:
             for j, start in enumerate(range(0, len(epochs), config.shard_size))]
 
 
-def distributed_rank() -> tuple[int, int]:
-    """(rank, world size) from torchrun's RANK/WORLD_SIZE, else (0, 1)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+_MODELS: dict[tuple[str, str], tuple[torch.nn.Module, InpainterFamily, CheckpointHeader]] = {}
 
 
-_MODELS: dict[tuple[str, str], torch.nn.Module] = {}
-
-
-def _cached_inpainter(path: str, device: torch.device) -> torch.nn.Module:
-    """The inpainter, loaded once per worker process."""
+def _cached_inpainter(path: str, device: torch.device) -> tuple[torch.nn.Module, InpainterFamily, CheckpointHeader]:
+    """The generator, its family and header, loaded once per worker process (generator weights only)."""
     key = (path, str(device))
     if key not in _MODELS:
-        _MODELS[key] = load_inpainter(path, device)[0]
+        model, header = load_inpainter(path, device)
+        _MODELS[key] = (model, FAMILIES.get(header.family), header)
     return _MODELS[key]
 
 
@@ -104,29 +114,35 @@ def mask_config(config: GenerateConfig) -> MaskConfig:
 
 
 @torch.no_grad()
-def inpaint_records(model: torch.nn.Module, images: np.ndarray, landmarks: np.ndarray, masks: np.ndarray,
-                    batch: int, device: torch.device, precision: str) -> np.ndarray:
-    """uint8 [N,S,S,3]: the inpainter's fill inside each mask, the real pixels (bit-exact) outside."""
+def inpaint_records(model: torch.nn.Module, family: InpainterFamily, images: np.ndarray, landmarks: np.ndarray,
+                    masks: np.ndarray, batch: int, device: torch.device, precision: str) -> np.ndarray:
+    """uint8 [N,S,S,3]: the inpainter's fill inside each mask, the real pixels (bit-exact) outside.
+
+    98-point landmarks are mapped to 68 for a 68-point model; `precision` is resolved (fp32 or bf16).
+    """
     out = np.empty_like(images)
     points = model.config.points
     for start in range(0, len(images), batch):
         stop = start + batch
-        image = torch.from_numpy(images[start:stop]).to(device).permute(0, 3, 1, 2).float().div_(255)
+        image = to_tensor(images[start:stop], device)
         mask = torch.from_numpy(masks[start:stop]).to(device).unsqueeze(1).float()
         marks = landmarks[start:stop]
         if marks.shape[1] != points:
             marks = np.stack([to_ibug68(m) for m in marks])
+        conditions = family.conditions(torch.from_numpy(np.ascontiguousarray(marks)), image.shape[-2:]).to(device)
         with autocast(device, precision):
-            generated = model(image, mask, torch.from_numpy(np.ascontiguousarray(marks)).to(device)).float()
-        filled = (generated.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+            generated = model(image, mask, conditions)
         hole = masks[start:stop, ..., None].astype(bool)
-        out[start:stop] = np.where(hole, filled, images[start:stop])
+        out[start:stop] = np.where(hole, to_uint8(generated), images[start:stop])
     return out
 
 
 def augment_records(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
-                    config: GenerateConfig, device: torch.device) -> tuple[np.ndarray, ...]:
-    """(images, labels, masks, edited) of a plan's records: masks, optional landmark edits, inpainting."""
+                    config: GenerateConfig, device: torch.device, precision: str) -> tuple[np.ndarray, ...]:
+    """(images, labels, masks, edited) of a plan's records: masks, optional landmark edits, inpainting.
+
+    `precision` is the resolved one (fp32 or bf16).
+    """
     size = crops.shape[1]
     images = crops[plan.faces].copy()
     labels = landmarks[plan.faces].copy()
@@ -142,19 +158,20 @@ def augment_records(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, s
             labels[k], changed = edit_landmarks(labels[k], masks[k], rng)
             edited[k] = changed
     if len(augmented):
-        model = _cached_inpainter(config.inpainter, device)
-        images[augmented] = inpaint_records(model, images[augmented], labels[augmented], masks[augmented],
-                                            config.batch, device, config.precision)
+        model, family, _ = _cached_inpainter(config.inpainter, device)
+        images[augmented] = inpaint_records(model, family, images[augmented], labels[augmented], masks[augmented],
+                                            config.batch, device, precision)
     return images, labels, masks, edited
 
 
 def build_shard(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
-                config: GenerateConfig, header: ShardHeader, path: Path, threads: int | None) -> ManifestRow:
+                config: GenerateConfig, precision: str, header: ShardHeader, path: Path,
+                threads: int | None) -> ManifestRow:
     """Inpaint one shard's records and write it atomically (in a worker process: `threads` torch threads)."""
     if threads:
         torch.set_num_threads(threads)
     images, labels, masks, edited = augment_records(plan, crops, landmarks, source_index, config,
-                                                    resolve_device(config.device))
+                                                    resolve_device(config.device), precision)
     return write_shard(path, header, images, labels, masks, source_index[plan.faces], plan.epochs, edited)
 
 
@@ -208,28 +225,32 @@ class GenerateSummary:
                 f"{self.shards_total} in the plan")
 
 
-def generate(config: GenerateConfig, out: str | Path, bank: CropBank | None = None,
+def generate(config: GenerateConfig, out: str | Path, bank: FaceCrops | None = None,
              progress: bool = True) -> GenerateSummary:
     """Write (or finish) the shard directory `out` for `config`; returns a summary."""
     started = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = load_checkpoint(config.inpainter)
-    size = config.size or int(checkpoint["train_config"]["size"])
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    inpainter = last_checkpoint(config.inpainter)
+    _, _, inpainter_header = _cached_inpainter(str(config.inpainter), device)
+    size = config.size or inpainter_header.size
     bank = bank if bank is not None else load_crops(config.data, size, progress)
     if bank.size != size:
         raise ValueError(f"crops are {bank.size}px but generation asks for {size}px")
-    rank, world = distributed_rank()
+    out.mkdir(parents=True, exist_ok=True)
+    rank, world = distributed()
+    threads = max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
     header = ShardHeader(points=bank.points, size=size, dataset=config.data.dataset, split=config.data.split,
-                         seed=config.seed, inpainter_sha256=sha256_file(config.inpainter))
-    write_json(out / RUN_CONFIG_NAME, {**to_dict(header), "config": to_dict(config), "world_size": world,
-                                       "inpainter_step": int(checkpoint["step"]),
-                                       "generator_config": checkpoint["generator_config"]})
+                         seed=config.seed, inpainter_sha256=sha256_file(inpainter))
+    write_json(out / RUN_CONFIG_NAME, {**to_dict(header), "config": to_dict(config), "precision": precision,
+                                       "device": device.type, "world_size": world,
+                                       "threads_per_worker": threads or torch.get_num_threads(),
+                                       "inpainter": inpainter_header.to_dict()})
     plans = [p for p in plan_shards(len(bank), config) if p.index % world == rank]
     done = finished_shards(out)
     todo = [p for p in plans if shard_name(p.index) not in done]
-    threads = max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
-    jobs = (delayed(build_shard)(p, bank.images, bank.landmarks, bank.source_index, config, header,
+    jobs = (delayed(build_shard)(p, bank.images, bank.landmarks, bank.source_index, config, precision, header,
                                  out / shard_name(p.index), threads) for p in todo)
     bar = tqdm(total=sum(len(p.faces) for p in todo), desc=f"generate (rank {rank}/{world})", unit="face",
                disable=not progress)
@@ -255,9 +276,9 @@ class OnTheFlyAugment(torch.utils.data.IterableDataset):
     rules, so epoch e of face i equals record (i, e) of `lafin-aug generate` with the same seed.
     """
 
-    def __init__(self, bank: CropBank, inpainter: str | Path, seed: int = 0, batch: int = 8,
+    def __init__(self, bank: FaceCrops, inpainter: str | Path, seed: int = 0, batch: int = 8,
                  mask_buckets: tuple[str, ...] = tuple(BUCKETS), edit: float = 0.0, device: str = "cpu",
-                 precision: str = "fp32"):
+                 precision: str = "auto"):
         self.bank = bank
         self.config = GenerateConfig(inpainter=str(inpainter), seed=seed, batch=batch, mask_buckets=mask_buckets,
                                      edit=edit, device=device, precision=precision)
@@ -275,11 +296,12 @@ class OnTheFlyAugment(torch.utils.data.IterableDataset):
         workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
         order = np.random.default_rng((self.config.seed, self.epoch, 0x0F1)).permutation(len(self.bank))[worker::workers]
         device = resolve_device(self.config.device)
+        precision = resolve_precision(self.config.precision, device)
         for start in range(0, len(order), self.config.batch):
             faces = order[start:start + self.config.batch]
             plan = ShardPlan(0, faces, np.full(len(faces), self.epoch, np.int32))
             images, labels, masks, edited = augment_records(plan, self.bank.images, self.bank.landmarks,
-                                                            self.bank.source_index, self.config, device)
+                                                            self.bank.source_index, self.config, device, precision)
             for k, face in enumerate(faces):
                 yield to_record((images[k], labels[k], masks[k], self.epoch, int(self.bank.source_index[face]),
                                  bool(edited[k])))

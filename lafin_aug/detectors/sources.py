@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import cv2
 import numpy as np
 
+from lafin_aug.data.crops import FaceCrops
+from lafin_aug.data.fill import fill_hole
 from lafin_aug.data.masks import MaskConfig, make_mask
-from lafin_aug.data.samples import CropBank
 from lafin_aug.data.schedule import step_indices
 
 
@@ -26,11 +26,11 @@ class BatchSource(Protocol):
 class RealSource:
     """Real crops in the seeded epoch order; `hole_fraction` of them get a mask filled by `fill`.
 
-    fill: "zero" (the masked input M̄∘I that LaFIn's landmark predictor is trained on), "telea"
-    (OpenCV Telea inpainting) or "noise" (random erase with uniform noise).
+    fill: one of `lafin_aug.data.fill.FILLS` ("zero" is the masked input M̄∘I that LaFIn's
+    landmark predictor is trained on).
     """
 
-    bank: CropBank
+    bank: FaceCrops
     seed: int = 0
     hole_fraction: float = 0.0
     fill: str = "zero"
@@ -47,22 +47,6 @@ class RealSource:
                              self.masks)
             images[k] = fill_hole(images[k], mask, self.fill, rng)
         return images, self.bank.landmarks[indices].copy()
-
-
-def fill_hole(image: np.ndarray, mask: np.ndarray, fill: str, rng: np.random.Generator) -> np.ndarray:
-    """The image with its mask==1 pixels replaced by a classical fill (zero, telea or noise)."""
-    hole = mask.astype(bool)
-    if fill == "zero":
-        out = image.copy()
-        out[hole] = 0
-        return out
-    if fill == "noise":
-        out = image.copy()
-        out[hole] = rng.integers(0, 256, (int(hole.sum()), 3), dtype=np.uint8)
-        return out
-    if fill == "telea":
-        return cv2.inpaint(image, mask.astype(np.uint8), 3, cv2.INPAINT_TELEA)
-    raise ValueError(f"unknown hole fill {fill!r} (zero, noise or telea)")
 
 
 @dataclass

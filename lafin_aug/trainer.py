@@ -1,10 +1,13 @@
-"""What every trainer shares: run directories, checkpoints, CSV logs, devices, precision, interrupts, DDP."""
+"""What every trainer shares: the training loop, run directories, CSV logs, checkpoints, resume, Ctrl-C.
+
+Devices, precision, ranks and random states come from `lafin_aug.runtime`, checkpoint files from
+`lafin_aug.checkpoint`; this module holds only what training adds on top of them.
+"""
 from __future__ import annotations
 
 import contextlib
 import csv
 import logging
-import os
 import signal
 import time
 from abc import ABC, abstractmethod
@@ -13,80 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
+from lafin_aug.checkpoint import (
+    LAST_CHECKPOINT,
+    CheckpointHeader,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+    state_of,
+)
 from lafin_aug.config import to_dict
 from lafin_aug.io import atomic_path, write_json
+from lafin_aug.runtime import capture_rng, init_distributed, resolve_device, resolve_precision, restore_rng
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_LAST = "last.pt"
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present, else CPU; under torchrun each rank takes its local GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but torch sees no CUDA device")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if name != "cpu":
-        raise ValueError(f"unknown device {name!r} (auto, cpu or cuda)")
-    return torch.device("cpu")
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed-precision context for `precision` in {fp32, bf16}."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ValueError(f"unknown precision {precision!r} (fp32 or bf16)")
-
-
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """torch.save a dict of tensors and plain data, atomically (temp file, then rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with weights_only=True: a file from elsewhere can hold data, never code."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise ValueError(f"cannot load checkpoint {path}: {exc}") from exc
-
-
-def load_weights(target: Any, state: dict[str, Any], path: str | Path) -> None:
-    """`target.load_state_dict(state)`; ValueError naming the checkpoint file when they do not fit."""
-    try:
-        target.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        detail = " ".join(str(exc).split())
-        raise ValueError(f"{path}: the saved weights do not fit the {type(target).__name__} its config builds "
-                         f"(written by another lafin-aug version?): {detail[:400]}") from exc
-
-
-def capture_rng() -> dict[str, Any]:
-    """Torch RNG states (CPU and CUDA) as tensors."""
-    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    """Undo `capture_rng`."""
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
 
 class CsvLog:
     """Append-only CSV of per-step values; on resume, rows past the checkpoint's step are dropped."""
@@ -128,7 +72,7 @@ class RunDir:
 
     @property
     def last(self) -> Path:
-        return self.checkpoints / CHECKPOINT_LAST
+        return self.path / LAST_CHECKPOINT
 
     def prepare(self, config: dict[str, Any], resume: bool) -> None:
         """Create the directory and write config.json; refuse to overwrite a run unless resuming."""
@@ -175,58 +119,42 @@ def interruptible() -> Iterator[dict[str, bool]]:
                 signal.signal(sig, old)
 
 
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); starts the process group when launched by torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def load_checkpoint_of(path: str | Path, kind: str) -> dict[str, Any]:
-    """A checkpoint (weights_only) that must be of `kind`; ValueError naming the file otherwise."""
-    checkpoint = load_checkpoint(path)
-    if checkpoint.get("kind") != kind:
-        raise ValueError(f"{path} is not a {kind} checkpoint (kind={checkpoint.get('kind')!r})")
-    return checkpoint
-
-
 class Trainer(ABC):
     """The loop every trainer shares: setup, progress bar, CSV log, samples, checkpoints, resume, Ctrl-C.
 
     A subclass calls `_setup` first, builds its models and optimisers, then `_start`; it provides
-    `stateful()` (the modules and optimisers to checkpoint by name), `extra()` (plain data that
-    rebuilds the model), `batch`, `train_step`, `train` and optionally `sample`. `config` needs
-    seed, device, steps, batch, log_every, sample_every and checkpoint_every.
+    `stateful()` (the modules and optimisers to checkpoint by name), `header_fields()` (family,
+    model config, size, points, losses of the checkpoint header), `batch`, `train_step`, `train` and
+    optionally `sample`. `config` needs seed, device, precision, steps, batch, log_every,
+    sample_every and checkpoint_every. `self.precision` is the resolved precision (fp32 or bf16).
     """
 
     name = "model"
-    kind = "lafin-aug-model"
+    format = "lafin-aug-model"
 
     def _setup(self, config: Any, out: str | Path, progress: bool) -> None:
         self.config = config
         self.run = RunDir(out)
         self.progress = progress
         self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
         self.rank, self.world = init_distributed(self.device)
         self.step = 0
         self.interrupted = False
         torch.manual_seed(config.seed)
 
-    def _start(self, describe: dict[str, Any], resume: bool) -> None:
+    def _start(self, resume: bool) -> None:
         """Write config.json (rank 0), restore the last checkpoint when resuming, open the log."""
         if self.rank == 0:
-            self.run.prepare(describe, resume)
+            self.run.prepare({"header": self.header().to_dict(), "world_size": self.world}, resume)
         if resume:
-            state = load_checkpoint_of(self.run.last, self.kind)
-            if state["train_config"] != to_dict(self.config):
+            header, state = read_checkpoint(self.run.last, self.format)
+            if header.train_config != to_dict(self.config):
                 log.warning("%s: resuming with a config that differs from the checkpoint's", self.run.path)
             for name, obj in self.stateful().items():
-                load_weights(obj, state[name], self.run.last)
+                load_weights(obj, state_of(state, name, self.run.last), self.run.last)
             restore_rng(state["rng"])
-            self.step = int(state["step"])
+            self.step = header.step
         self.log = CsvLog(self.run.path / "log.csv", resume_step=self.step) if self.rank == 0 else None
 
     @abstractmethod
@@ -234,14 +162,18 @@ class Trainer(ABC):
         """Modules and optimisers saved in checkpoints, by key."""
 
     @abstractmethod
-    def extra(self) -> dict[str, Any]:
-        """Plain data stored in checkpoints beside the state (model configs, ...)."""
+    def header_fields(self) -> dict[str, Any]:
+        """family, config (the model's, rebuilds it alone), size, points and losses of the checkpoint header."""
+
+    def header(self) -> CheckpointHeader:
+        """The checkpoint header of the current state."""
+        return CheckpointHeader(format=self.format, step=self.step, precision=self.precision,
+                                train_config=to_dict(self.config), **self.header_fields())
 
     def checkpoint(self) -> dict[str, Any]:
         """Everything needed to rebuild the model from the file alone, or to resume exactly."""
-        return {"kind": self.kind, "step": self.step, "train_config": to_dict(self.config), **self.extra(),
+        return {"header": self.header().to_dict(),
                 **{name: obj.state_dict() for name, obj in self.stateful().items()}, "rng": capture_rng()}
-
     @abstractmethod
     def batch(self, step: int) -> Any:
         """This rank's batch at `step`, a pure function of (seed, step)."""
