@@ -10,7 +10,7 @@ from lafin_aug.data import READERS
 from lafin_aug.data.spec import DatasetSpec
 from lafin_aug.detectors import DETECTORS
 
-from .options import device_options, model_option, parse_options
+from .options import RegistryChoice, device_options, model_option, parse_options
 
 
 def parse_extra_test(text: str) -> tuple[str, DatasetSpec]:
@@ -24,14 +24,14 @@ def parse_extra_test(text: str) -> tuple[str, DatasetSpec]:
 
 
 @click.command("bench")
-@click.option("--detector", type=click.Choice(DETECTORS.names()), default="lab", show_default=True,
+@click.option("--detector", type=RegistryChoice(DETECTORS), default="lab", show_default=True,
               help="Registered detector (lafin-gl: LaFIn's G_L predictor).")
 @model_option
-@click.option("--dataset", "kind", type=click.Choice(READERS.names()), default="wflw", show_default=True)
+@click.option("--dataset", "kind", type=RegistryChoice(READERS), default="wflw", show_default=True)
 @click.option("--root", default=None, help="Training set root (wflw: $LAFIN_AUG_WFLW_ROOT or data/WFLW).")
 @click.option("--split", default="train", show_default=True)
 @click.option("--count", default=512, show_default=True, help="Faces (synthetic only).")
-@click.option("--test-dataset", type=click.Choice(READERS.names()), default=None, help="Default: --dataset.")
+@click.option("--test-dataset", type=RegistryChoice(READERS), default=None, help="Default: --dataset.")
 @click.option("--test-root", default=None, help="Default: --root.")
 @click.option("--test-split", default=None,
               help="Scored split (default: 'test' where the format has one; wflw and 300w score their standard subsets).")

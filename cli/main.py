@@ -16,9 +16,28 @@ from .shards import generate_command, preview_command, verify_command
 from .train import train
 
 
-@click.group()
+#: what a user can cause and fix (bad files, bad options): one line, no traceback
+USER_ERRORS = (ValueError, OSError)
+
+
+class Commands(click.Group):
+    """The command group: expected failures print `Error: ...` (the message names the file) and exit 1;
+    `--debug` shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log every skipped record and more.")
-def main(verbose: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback of a failure.")
+def main(verbose: bool, debug: bool) -> None:  # noqa: ARG001 - debug is read by Commands
     """Landmark-guided face inpainting as augmentation for facial landmark detectors."""
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")

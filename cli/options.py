@@ -9,6 +9,7 @@ import click
 
 from lafin_aug.data import READERS
 from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.registry import Registry
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -22,10 +23,23 @@ def compose(*decorators: Decorator) -> Decorator:
     return apply
 
 
+class RegistryChoice(click.Choice):
+    """A click.Choice over a registry's names, read when the command runs: plug-ins registered after
+    the CLI was imported are accepted too."""
+
+    def __init__(self, registry: Registry[Any]):
+        self.registry = registry
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self.registry.names())
+
+
 def dataset_options(default_kind: str | None = "synthetic") -> Decorator:
     """--dataset/--root/--split/--count: which faces a command reads."""
     return compose(
-        click.option("--dataset", "kind", type=click.Choice(READERS.names()), default=default_kind,
+        click.option("--dataset", "kind", type=RegistryChoice(READERS), default=default_kind,
                      required=default_kind is None, show_default=True, help="Dataset format."),
         click.option("--root", type=click.Path(), default=None,
                      help="Dataset root (the JSON file for coco; env default for wflw/300w)."),

@@ -8,7 +8,7 @@ from lafin_aug.detectors import DETECTORS
 from lafin_aug.detectors.trainer import DetectorTrainConfig, train_detector
 from lafin_aug.inpainters import FAMILIES
 
-from .options import data_spec, dataset_options, device_options, model_option, parse_options
+from .options import RegistryChoice, data_spec, dataset_options, device_options, model_option, parse_options
 
 common_options = dict(
     steps=click.option("--steps", default=1000, show_default=True, help="Optimisation steps."),
@@ -28,7 +28,7 @@ def train() -> None:
 
 
 @train.command()
-@click.option("--family", type=click.Choice(FAMILIES.names()), default="lafin", show_default=True,
+@click.option("--family", type=RegistryChoice(FAMILIES), default="lafin", show_default=True,
               help="Inpainter family.")
 @dataset_options()
 @click.option("--size", default=256, show_default=True, help="Crop side in pixels.")
@@ -62,7 +62,7 @@ def inpainter(family, kind, root, split, count, size, steps, batch, seed, model_
 
 @train.command()
 @dataset_options()
-@click.option("--detector", type=click.Choice(DETECTORS.names()), default="lafin-gl", show_default=True,
+@click.option("--detector", type=RegistryChoice(DETECTORS), default="lafin-gl", show_default=True,
               help="Registered detector (lafin-gl: LaFIn's G_L predictor).")
 @model_option
 @click.option("--size", default=128, show_default=True, help="Crop side in pixels.")
