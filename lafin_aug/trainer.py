@@ -74,13 +74,17 @@ class RunDir:
     def last(self) -> Path:
         return self.path / LAST_CHECKPOINT
 
-    def prepare(self, config: dict[str, Any], resume: bool) -> None:
-        """Create the directory and write config.json; refuse to overwrite a run unless resuming."""
+    def check(self, resume: bool) -> None:
+        """Refuse to overwrite a run unless resuming, and to resume a run that has no checkpoint."""
         if self.last.exists() and not resume:
             raise FileExistsError(f"{self.path} already holds a run (pass --resume to continue it, "
                                   f"or choose another --out)")
         if resume and not self.last.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {self.last}")
+
+    def prepare(self, config: dict[str, Any], resume: bool) -> None:
+        """Create the directory and write config.json (after `check`)."""
+        self.check(resume)
         self.samples.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         write_json(self.path / "config.json", config)
@@ -122,7 +126,8 @@ def interruptible() -> Iterator[dict[str, bool]]:
 class Trainer(ABC):
     """The loop every trainer shares: setup, progress bar, CSV log, samples, checkpoints, resume, Ctrl-C.
 
-    A subclass calls `_setup` first, builds its models and optimisers, then `_start`; it provides
+    A subclass calls `_setup` first (it refuses a run directory that needs --resume before any data
+    is read), builds its models and optimisers, then `_start`; it provides
     `stateful()` (the modules and optimisers to checkpoint by name), `header_fields()` (family,
     model config, size, points, losses of the checkpoint header), `batch`, `train_step`, `train` and
     optionally `sample`. `config` needs seed, device, precision, steps, batch, log_every,
@@ -132,9 +137,10 @@ class Trainer(ABC):
     name = "model"
     format = "lafin-aug-model"
 
-    def _setup(self, config: Any, out: str | Path, progress: bool) -> None:
+    def _setup(self, config: Any, out: str | Path, progress: bool, resume: bool = False) -> None:
         self.config = config
         self.run = RunDir(out)
+        self.run.check(resume)
         self.progress = progress
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)

@@ -115,7 +115,7 @@ def test_version_1_checkpoints_fail_with_the_conversion_command_then_convert(run
     assert result.exit_code == 0, result.output
     converted, header = load_inpainter(tmp_path / "inpainter-v2.pt")
     original, original_header = load_inpainter(inpainter)
-    assert header == original_header
+    assert header.replace(train_config={}) == original_header.replace(train_config={})
     image, mask = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
     mask[..., 4:20, 4:20] = 1
     conditions = Conditions(torch.rand(1, 68, 2) * 31)

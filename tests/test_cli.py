@@ -72,4 +72,5 @@ def test_training_a_second_time_into_a_run_needs_resume(checkpoints):
     result = CliRunner().invoke(main, ["train", "inpainter", "--count", "4", "--size", "32", "--steps", "1",
                                        "--model", "width=8", "--model", "blocks=1", "--model", "vgg_weights=off",
                                        "--out", str(run)])
-    assert result.exit_code != 0 and "--resume" in str(result.exception)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: {run} already holds a run (pass --resume to continue it")

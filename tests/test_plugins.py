@@ -61,7 +61,7 @@ class ToyTrainer(Trainer):
     format = INPAINTER_FORMAT
 
     def __init__(self, config: ToyTrainConfig, out: str | Path, resume: bool, progress: bool):
-        self._setup(config, out, progress)
+        self._setup(config, out, progress, resume)
         self.bank = load_crops(config.data, config.size, progress=False)
         self.model = ToyInpainter(ToyConfig(points=self.bank.points, width=config.width))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)

@@ -70,7 +70,7 @@ class DetectorTrainer(Trainer):
 
     def __init__(self, config: DetectorTrainConfig, out: str | Path, source: BatchSource | None = None,
                  resume: bool = False, progress: bool = True, points: int | None = None):
-        self._setup(config, out, progress)
+        self._setup(config, out, progress, resume)
         if source is None:
             bank = load_crops(config.data, config.size, progress and self.rank == 0)
             source = RealSource(bank, config.seed, config.hole_fraction, "zero", config.masks, self.rank, self.world)

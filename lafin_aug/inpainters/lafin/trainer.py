@@ -32,7 +32,7 @@ class LafinTrainer(Trainer):
 
     def __init__(self, config: LafinTrainConfig, out: str | Path, resume: bool = False,
                  bank: FaceCrops | None = None, progress: bool = True):
-        self._setup(config, out, progress)
+        self._setup(config, out, progress, resume)
         self.bank = bank if bank is not None else load_crops(config.data, config.size, progress and self.rank == 0)
         if self.bank.size != config.size:
             raise ValueError(f"crops are {self.bank.size}px but the config asks for {config.size}px")
