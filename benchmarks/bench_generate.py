@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from lafin_aug.generate import GenerateConfig, generate
+from lafin_aug.checkpoint import INPAINTER_FORMAT, CheckpointHeader, save_checkpoint
 from lafin_aug.data.crops import load_crops
 from lafin_aug.data.spec import DatasetSpec
-from lafin_aug.inpainters import build_inpainter
-from lafin_aug.inpainters.lafin.config import LafinConfig
-from lafin_aug.checkpoint import save_checkpoint
-from lafin_aug.runtime import autocast
+from lafin_aug.generate import GenerateConfig, generate
+from lafin_aug.inpainters import Conditions
+from lafin_aug.inpainters.lafin import LafinConfig, LafinGenerator
+from lafin_aug.runtime import autocast, cpu_capability, resolve_precision
 
 
 def forward_rate(model: torch.nn.Module, size: int, batch: int, precision: str, iters: int) -> float:
@@ -32,7 +32,7 @@ def forward_rate(model: torch.nn.Module, size: int, batch: int, precision: str, 
     image = torch.rand(batch, 3, size, size)
     mask = torch.zeros(batch, 1, size, size)
     mask[..., size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
-    landmarks = torch.rand(batch, 68, 2) * size
+    landmarks = Conditions(torch.rand(batch, 68, 2) * size)
     device = torch.device("cpu")
     with torch.inference_mode(), autocast(device, precision):
         model(image, mask, landmarks)
@@ -48,16 +48,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--faces", type=int, default=96)
-    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision, torch.device("cpu"))
     workdir = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     try:
         config = LafinConfig(width=args.width)
-        model = build_inpainter(config.to_dict()).eval()
+        model = LafinGenerator(config).eval()
         checkpoint = workdir / "inpainter.pt"
-        save_checkpoint(checkpoint, {"kind": "lafin-aug-inpainter", "step": 0, "generator_config": config.to_dict(),
-                                     "generator": model.state_dict(), "train_config": {"size": args.size},
-                                     "vgg": "off"})
+        header = CheckpointHeader(format=INPAINTER_FORMAT, family="lafin", config=config.to_dict(), size=args.size,
+                                  points=config.points)
+        save_checkpoint(checkpoint, {"header": header.to_dict(), "generator": model.state_dict()})
         data = DatasetSpec("synthetic", count=args.faces)
         started = time.perf_counter()
         bank = load_crops(data, args.size, progress=False)
@@ -70,7 +71,7 @@ def main() -> None:
         end_to_end = summary.records_written / summary.seconds
         raw_again = forward_rate(model, args.size, args.batch, args.precision, iters)
         print(f"size {args.size}, width {args.width}, batch {args.batch}, {args.precision}, "
-              f"{torch.get_num_threads()} threads, {args.faces} faces")
+              f"{torch.get_num_threads()} threads, {args.faces} faces; CPU {cpu_capability()}")
         print(f"render+crop (once per run):  {args.faces / crop_seconds:8.1f} faces/s")
         print(f"generator forward alone:     {raw:8.1f} images/s (again after: {raw_again:.1f})")
         print(f"generate end to end:         {end_to_end:8.1f} images/s")

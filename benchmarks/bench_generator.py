@@ -25,11 +25,12 @@ from contextlib import nullcontext
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from lafin_aug.inpainters import Conditions, build_inpainter, composite
 from lafin_aug.losses import InpaintLoss, lsgan_discriminator_loss
-from lafin_aug.inpainters import build_inpainter, composite
 from lafin_aug.models.conditioning import landmark_map
 from lafin_aug.models.discriminator import PatchDiscriminator
 from lafin_aug.models.vgg import load_vgg19
+from lafin_aug.runtime import cpu_capability
 
 
 def make_batch(batch: int, size: int, points: int, device: str) -> tuple[torch.Tensor, ...]:
@@ -39,7 +40,7 @@ def make_batch(batch: int, size: int, points: int, device: str) -> tuple[torch.T
     mask = torch.zeros(batch, 1, size, size)
     mask[:, :, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
     landmarks = torch.rand(batch, points, 2, generator=generator) * (size - 1)
-    return image.to(device), mask.to(device), landmarks.to(device)
+    return image.to(device), mask.to(device), Conditions(landmarks.to(device))
 
 
 def autocast(device: str, precision: str):
@@ -66,21 +67,21 @@ def time_round_robin(steps: dict[str, Callable[[], None]], device: str, warmup: 
 
 
 def forward_gflop(model: torch.nn.Module, size: int, points: int) -> float:
-    image, mask, landmarks = make_batch(1, size, points, "cpu")
+    image, mask, conditions = make_batch(1, size, points, "cpu")
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(image, mask, landmarks)
+        model(image, mask, conditions)
     return counter.get_total_flops() / 1e9
 
 
 def inference_step(model, size: int, points: int, device: str, precision: str, batch: int) -> Callable[[], None]:
     """G_P forward under inference_mode."""
-    image, mask, landmarks = make_batch(batch, size, points, device)
+    image, mask, conditions = make_batch(batch, size, points, device)
 
     def step() -> None:
         model.eval()
         with torch.inference_mode(), autocast(device, precision):
-            model(image, mask, landmarks)
+            model(image, mask, conditions)
 
     return step
 
@@ -88,8 +89,8 @@ def inference_step(model, size: int, points: int, device: str, precision: str, b
 def training_step(model, discriminator, loss, size: int, points: int, device: str, precision: str,
                   batch: int) -> Callable[[], None]:
     """One D update and one G update, as a trainer would run them."""
-    image, mask, landmarks = make_batch(batch, size, points, device)
-    lmap = landmark_map(landmarks, size, model.config.landmark_radius)
+    image, mask, conditions = make_batch(batch, size, points, device)
+    lmap = landmark_map(conditions.landmarks, size, model.config.landmark_radius)
     g_optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.0, 0.9))
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-5, betas=(0.0, 0.9))
 
@@ -97,7 +98,7 @@ def training_step(model, discriminator, loss, size: int, points: int, device: st
         model.train()
         discriminator.train()
         with autocast(device, precision):
-            generated = model(image, mask, landmarks)
+            generated = model(image, mask, conditions)
             composited = composite(generated, image, mask)
             d_loss = lsgan_discriminator_loss(discriminator(image, lmap), discriminator(composited.detach(), lmap))
         d_optimizer.zero_grad(set_to_none=True)
@@ -129,9 +130,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    config = {"family": "lafin", "width": args.width, "blocks": args.blocks}
+    config = {"width": args.width, "blocks": args.blocks}
     torch.manual_seed(0)
-    model = build_inpainter(config)
+    model = build_inpainter("lafin", config)
     points = model.config.points
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the random-VGG warning: expected here
@@ -140,6 +141,8 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     print(f"G_P {config}: {params / 1e6:.2f} M parameters; torch {torch.__version__}; "
           f"{args.threads} CPU threads; load average {os.getloadavg()[0]:.1f}; VGG {vgg_source}")
+    print(f"CPU capability: {cpu_capability()}"
+          + (f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
     for size in args.sizes:
         print(f"  forward at {size}x{size}: {forward_gflop(model, size, points):.1f} GFLOP per image")
     print(f"{'device':6} {'size':>4} {'prec':4} {'mode':5} {'batch':>5} {'img/s median':>12} {'img/s best':>10}")

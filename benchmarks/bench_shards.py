@@ -26,8 +26,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from lafin_aug.shards import (COMPRESSIONS, DEFAULT_COMPRESSION, DEFAULT_MASK_COMPRESSION, AugmentedShards,
-                              ShardHeader, shard_name, write_manifest, write_shard)
+from lafin_aug.shards import (
+    COMPRESSIONS,
+    DEFAULT_COMPRESSION,
+    DEFAULT_MASK_COMPRESSION,
+    AugmentedShards,
+    ShardHeader,
+    shard_name,
+    write_manifest,
+    write_shard,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 POINTS = 68

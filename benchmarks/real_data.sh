@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The real-data runs whose tables stand in the README, on ../shared/data/wild (real WFLW photographs
 # with dlib 68-point PSEUDO-labels: machine output, not human ground truth) and the human-annotated
-# 68-point fixtures. CPU settings (2 cores); on a GPU raise --size/--width/--steps and add --device cuda.
+# 68-point fixtures. CPU settings (2 cores); on a GPU raise --size/--model width=/--steps and add --device cuda.
+# The README's tables were made with lafin-aug 0.1 and bf16 on a CPU with native bf16; --precision auto
+# takes bf16 only on such CPUs.
 #   bash benchmarks/real_data.sh [RUNS_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,20 +15,20 @@ EXTRA=(--extra-test "300w-fixtures=coco:$FIX/300w/test_300w.json"
        --extra-test "300vw-fixtures=coco:$FIX/300vw/anno_300vw.json"
        --extra-test "300wlp-fixtures=coco:$FIX/300wlp/test_300wlp.json")
 
-# 1. inpainter: 128 px, width 32 (paper: 64), 7 dilated blocks, no VGG (no ImageNet weights here), bf16
+# 1. inpainter: 128 px, width 32 (paper: 64), 7 dilated blocks, no VGG (no ImageNet weights here)
 [ -f "$RUNS/inpainter/checkpoints/last.pt" ] && RESUME=--resume || RESUME=
-$BIN train inpainter --dataset pts --root "$DATA/wild/train" --size 128 --steps 10000 --batch 4 --width 32 \
-    --blocks 7 --vgg-weights off --precision bf16 --device cpu --out "$RUNS/inpainter" $RESUME
+$BIN train inpainter --family lafin --dataset pts --root "$DATA/wild/train" --size 128 --steps 10000 --batch 4 \
+    --model width=32 --model blocks=7 --model vgg_weights=off --device cpu --out "$RUNS/inpainter" $RESUME
 # 2. landmark predictor G_L on masked faces
 [ -f "$RUNS/predictor/checkpoints/last.pt" ] && RESUME=--resume || RESUME=
 $BIN train landmarks --dataset pts --root "$DATA/wild/train" --detector lafin-gl --size 128 --steps 1500 \
     --batch 16 --device cpu --out "$RUNS/predictor" $RESUME
 # 3. inpainting vs Telea / Navier-Stokes, predictor NME per hole bucket
 $BIN eval-inpaint --inpainter "$RUNS/inpainter/checkpoints/last.pt" --landmarks "$RUNS/predictor/checkpoints/last.pt" \
-    --dataset pts --root "$DATA/wild/test" --size 128 --precision bf16 --device cpu --out "$RUNS/eval"
+    --dataset pts --root "$DATA/wild/test" --size 128 --device cpu --out "$RUNS/eval"
 # 4. augmented pairs of the training faces
 $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$RUNS/inpainter/checkpoints/last.pt" \
-    --epochs 3 --precision bf16 --device cpu --out "$RUNS/wild-aug"
+    --epochs 3 --device cpu --out "$RUNS/wild-aug"
 $BIN verify "$RUNS/wild-aug"
 $BIN preview "$RUNS/wild-aug" --out "$RUNS/wild-aug/preview.png"
 # 5. the benchmark: both detectors, full training set and a fixed 25 % subset, 3 seeds, 64 px.
@@ -38,6 +40,6 @@ run_bench() {  # detector fraction steps model-options...
       --test-dataset pts --test-root "$DATA/wild/test" "${EXTRA[@]}" --aug "$RUNS/wild-aug" --seeds 3 \
       --steps $steps --batch 16 --size 64 --train-fraction $fraction --device cpu --out "$RUNS/bench-$detector-$fraction"
 }
-( run_bench builtin 1.0 1500 --model width_mult=1.0; run_bench builtin 0.25 1500 --model width_mult=1.0 ) &
+( run_bench lafin-gl 1.0 1500 --model width_mult=1.0; run_bench lafin-gl 0.25 1500 --model width_mult=1.0 ) &
 ( run_bench lab 1.0 1000 --model stacks=1 --model width=32; run_bench lab 0.25 1000 --model stacks=1 --model width=32 ) &
 wait

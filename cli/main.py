@@ -15,7 +15,6 @@ from .options import data_spec, dataset_options
 from .shards import generate_command, preview_command, verify_command
 from .train import train
 
-
 #: what a user can cause and fix (bad files, bad options): one line, no traceback
 USER_ERRORS = (ValueError, OSError)
 

@@ -2,10 +2,10 @@
 
 Each entry registers itself in its own module (timm-style), e.g.::
 
-    READERS = Registry("dataset kind")
+    DETECTORS = Registry("detector")            # in detectors/base.py
 
-    @READERS.register("pts")
-    class PtsReader(FaceReader): ...
+    @DETECTORS.register("mine")                 # or a helper such as register_detector
+    class MyDetector(nn.Module): ...
 
 Looking up an unknown name raises a ValueError that lists the registered names.
 """

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from lafin_aug.cli.main import main
 
 from lafin_aug.checkpoint import CheckpointError, CheckpointHeader, convert_checkpoint, load_checkpoint
-from lafin_aug.cli.main import main
 from lafin_aug.data import open_dataset
 from lafin_aug.data.crops import crop_dataset
 from lafin_aug.detectors import load_detector

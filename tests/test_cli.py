@@ -74,3 +74,14 @@ def test_training_a_second_time_into_a_run_needs_resume(checkpoints):
                                        "--out", str(run)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith(f"Error: {run} already holds a run (pass --resume to continue it")
+
+
+def test_the_demo_runs_every_stage_at_a_tiny_size(tmp_path, capsys):
+    from lafin_aug.demo import DemoConfig, run_demo
+    paths = run_demo(tmp_path, DemoConfig(faces=8, test_faces=4, size=32, inpainter_steps=2, predictor_steps=2,
+                                          bench_steps=2), progress=False)
+    printed = capsys.readouterr().out
+    assert "native bf16: " in printed and "; precision " in printed
+    for name in ("preview", "inpainting table", "bench summary", "bench CED", "inpainter checkpoint"):
+        assert paths[name].exists(), name
+    assert "| test | lafin |" in (tmp_path / "bench" / "summary.md").read_text()

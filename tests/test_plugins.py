@@ -15,17 +15,24 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from lafin_aug.cli.main import main
 from torch import nn
 
 from lafin_aug.checkpoint import INPAINTER_FORMAT, load_checkpoint
-from lafin_aug.cli.main import main
 from lafin_aug.config import Config
 from lafin_aug.data.crops import load_crops, masked_batch
 from lafin_aug.data.masks import MaskConfig
 from lafin_aug.data.parsing import PARSING_CLASSES
 from lafin_aug.data.schedule import step_indices
-from lafin_aug.inpainters import (FAMILIES, Conditions, InpainterFamily, InpainterTrainConfig, composite,
-                                  load_inpainter, register_family)
+from lafin_aug.inpainters import (
+    FAMILIES,
+    Conditions,
+    InpainterFamily,
+    InpainterTrainConfig,
+    composite,
+    load_inpainter,
+    register_family,
+)
 from lafin_aug.shards import read_manifest
 from lafin_aug.trainer import Trainer
 

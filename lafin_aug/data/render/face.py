@@ -14,10 +14,10 @@ import numpy as np
 
 from lafin_aug.data.render.geometry import (
     FaceGeometry,
-    _outward_normals,
     arc_over_top,
     ellipsoid_outline,
     face_geometry,
+    outward_normals,
     silhouette,
     spline,
 )
@@ -186,7 +186,7 @@ def hair_front_edge(spec: FaceSpec, rng: np.random.Generator) -> np.ndarray:
 def draw_hair_front(painter: Painter, geo: FaceGeometry, colours: Palette, rng: np.random.Generator) -> None:
     """Hair over the top of the head down to its front edge, with strands."""
     edge = hair_front_edge(geo.spec, rng)
-    normals = _outward_normals(edge[:, :2], np.array([0.0, 0.3]))
+    normals = outward_normals(edge[:, :2], np.array([0.0, 0.3]))
     depth_front = np.maximum(-edge[:, 2], 0.05)
     edge = silhouette(edge, normals, geo.projection.rot, depth_front, 0.0, JAW_ARC_RADIUS, (0.0, ARC_LIMITS[1]))
     edge_image = spline(geo.projection.head(edge), samples=3)
@@ -243,7 +243,7 @@ def draw_brow(painter: Painter, geo: FaceGeometry, brow: np.ndarray, colours: Pa
     scale = geo.projection.scale
     curve = spline(points, samples=5)
     eye_centre = geo.landmarks[EYES[0] if brow[0] == 21 else EYES[1]].mean(0)
-    down = -_outward_normals(curve, eye_centre)
+    down = -outward_normals(curve, eye_centre)
     along = np.linspace(0, 1, len(curve))
     thickness = 0.085 * scale * geo.spec.appearance.brow_thickness * (1 - 0.62 * along ** 1.3)
     upper = curve - down * (0.3 * thickness)[:, None]

@@ -130,7 +130,7 @@ def _raise_brows(shape: np.ndarray, raise_: float) -> None:
             shape[brow, 0] *= 1 + 0.06 * raise_ * inner_weight
 
 
-def _outward_normals(curve: np.ndarray, centre: np.ndarray) -> np.ndarray:
+def outward_normals(curve: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Unit normals [N,2] of a 2D polyline, each pointing away from `centre`."""
     ahead = np.concatenate([curve[1:], curve[-1:]])
     behind = np.concatenate([curve[:1], curve[:-1]])
@@ -219,7 +219,7 @@ def face_geometry(spec: FaceSpec) -> FaceGeometry:
     body_rot = rotation(0.3 * pose.yaw, 0.0, 0.3 * pose.roll)
     shape = apply_expression(identity_shape(spec.identity), spec.expression)
     jaw = shape[JAW]
-    normals = _outward_normals(jaw[:, :2], np.array([0.0, 0.3]))
+    normals = outward_normals(jaw[:, :2], np.array([0.0, 0.3]))
     depth_front = np.maximum(JAW_FRONT_Z - jaw[:, 2], 0.05)
     shape[JAW] = silhouette(jaw, normals, rot, depth_front, JAW_BACK_DEPTH, JAW_ARC_RADIUS, ARC_LIMITS)
     unit = Projection(rot, body_rot, 1.0, np.zeros(2))

@@ -11,13 +11,13 @@ import numpy as np
 
 from lafin_aug.data.render.geometry import (
     FaceGeometry,
-    _outward_normals,
     arc_over_top,
     ellipsoid_outline,
+    outward_normals,
     silhouette,
     spline,
 )
-from lafin_aug.data.render.paint import Painter, Palette, _unit_superellipse, ellipse_points, tint
+from lafin_aug.data.render.paint import Painter, Palette, ellipse_points, tint, unit_superellipse
 from lafin_aug.data.render.spec import ARC_LIMITS, EYES, JAW_ARC_RADIUS
 
 
@@ -48,7 +48,7 @@ def draw_glasses(painter: Painter, geo: FaceGeometry, rng: np.random.Generator, 
     roundness = rng.uniform(2.0, 5.0)
     lens_tint = tuple(float(c) for c in rng.uniform(10, 70, 3))
     fw = geo.spec.identity.face_width
-    local = np.column_stack([_unit_superellipse(32, roundness) * (half_width, half_height), np.zeros(32)])
+    local = np.column_stack([unit_superellipse(32, roundness) * (half_width, half_height), np.zeros(32)])
     centres = []
     for eye, side in zip(EYES, (-1.0, 1.0)):
         centre = shape[eye].mean(0) + (side * 0.02, 0.02, 0.16)
@@ -101,7 +101,7 @@ def draw_hat(painter: Painter, geo: FaceGeometry, rng: np.random.Generator) -> N
     band_y = rng.uniform(-0.95, -0.5) - geo.spec.identity.brow_height
     angle = np.linspace(-1.5, 1.5, 25)
     band = np.column_stack([1.1 * fw * np.sin(angle), np.full_like(angle, band_y), -1.0 + 1.22 * np.cos(angle)])
-    normals = _outward_normals(band[:, [0, 2]], np.array([0.0, -1.0]))
+    normals = outward_normals(band[:, [0, 2]], np.array([0.0, -1.0]))
     normals = np.column_stack([normals[:, 0], np.zeros(len(band))])
     band = silhouette(band, normals, proj.rot, np.maximum(0.1 - band[:, 2], 0.05), 0.0, JAW_ARC_RADIUS,
                       (0.0, ARC_LIMITS[1]))

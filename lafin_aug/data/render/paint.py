@@ -31,13 +31,15 @@ def tint(colour: Colour, factor: float) -> Colour:
 def ellipse_points(centre: np.ndarray, axes: tuple[float, float], angle: float, count: int = 24,
                    exponent: float = 2.0) -> np.ndarray:
     """Outline [count,2] of an ellipse (a superellipse for exponent > 2) turned by `angle` radians."""
-    local = _unit_superellipse(count, exponent) * axes
+    local = unit_superellipse(count, exponent) * axes
     c, s = math.cos(angle), math.sin(angle)
     return centre + local @ np.array([[c, s], [-s, c]])
 
 
 @lru_cache(maxsize=64)
-def _unit_superellipse(count: int, exponent: float) -> np.ndarray:
+def unit_superellipse(count: int, exponent: float) -> np.ndarray:
+    """`count` points (x, y) of the unit superellipse |x|^(e/2) + |y|^(e/2) = 1 (e = `exponent`; 2 is the
+    circle), counter-clockwise from (1, 0)."""
     t = np.linspace(0, 2 * math.pi, count, endpoint=False)
     c, s = np.cos(t), np.sin(t)
     power = 2.0 / exponent
