@@ -145,7 +145,7 @@ def test_weights_that_do_not_fit_their_config_name_the_file(bank, tmp_path):
         load_detector(stale)
 
 
-def test_builtin_predictor_loss_drops(bank, tmp_path):
+def test_lafin_gl_predictor_loss_drops(bank, tmp_path):
     config = detector_config(detector="lafin-gl", model={"width_mult": 0.25}, lr=3e-3, hole_fraction=0.0)
     trainer = DetectorTrainer(config, tmp_path / "run", source=RealSource(bank), points=68, progress=False)
     batch = trainer.batch(0)
