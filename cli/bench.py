@@ -9,6 +9,7 @@ from lafin_aug.bench import VARIANTS, BenchConfig, run_bench, summarise
 from lafin_aug.data import READERS
 from lafin_aug.data.spec import DatasetSpec
 from lafin_aug.detectors import DETECTORS
+from lafin_aug.detectors.sources import MIXES
 
 from .options import RegistryChoice, device_options, model_option, parse_options
 
@@ -45,11 +46,14 @@ def parse_extra_test(text: str) -> tuple[str, DatasetSpec]:
 @click.option("--size", default=64, show_default=True, help="Detector input side in pixels.")
 @click.option("--lr", default=1e-3, show_default=True, help="Peak learning rate (cosine decay).")
 @click.option("--train-fraction", default=1.0, show_default=True, help="Use a fixed random share of the training set.")
+@click.option("--mix", type=click.Choice(MIXES), default="add", show_default=True,
+              help="add: a full real batch plus as many augmented records (equal real exposure, the paper's); "
+                   "replace: half of each batch augmented (equal compute).")
 @device_options
 @click.option("--out", type=click.Path(file_okay=False), default="runs/bench", show_default=True,
               help="Bench directory (runs are cached there: rerun to resume).")
 def bench_command(detector, model_options, kind, root, split, count, test_dataset, test_root, test_split, extra_test,
-                  aug, variants, seeds, steps, batch, size, lr, train_fraction, device, precision, out) -> None:
+                  aug, variants, seeds, steps, batch, size, lr, train_fraction, mix, device, precision, out) -> None:
     """Train the detector per variant (none, classic, lafin) and seed; write results.csv, summary.md, ced.png."""
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     unknown = set(chosen) - set(VARIANTS)
@@ -67,7 +71,7 @@ def bench_command(detector, model_options, kind, root, split, count, test_datase
         detector=detector, model=parse_options(model_options), train=DatasetSpec(kind, root, split, count),
         test=DatasetSpec(test_kind, test_root if test_root is not None else root, test_split or default_split, count),
         extra_tests=tuple(parse_extra_test(t) for t in extra_test), aug=aug, variants=chosen, seeds=seeds,
-        steps=steps, batch=batch, size=size, lr=lr, train_fraction=train_fraction,
+        steps=steps, batch=batch, size=size, lr=lr, train_fraction=train_fraction, mix=mix,
         device=device, precision=precision)
     results = run_bench(config, out)
     click.echo(summarise(results))

@@ -33,7 +33,7 @@ def train() -> None:
 @dataset_options()
 @click.option("--size", default=256, show_default=True, help="Crop side in pixels.")
 @common_options["steps"]
-@click.option("--batch", default=4, show_default=True, help="Crops per step.")
+@click.option("--batch", default=None, type=int, help="Crops per step (default: the family's; lafin 4, mdr 8).")
 @common_options["seed"]
 @model_option
 @common_options["sample_every"]
@@ -51,8 +51,8 @@ def inpainter(family, kind, root, split, count, size, steps, batch, seed, model_
     chosen = FAMILIES.get(family)
     try:
         config = chosen.train_config.from_dict({
-            "data": data_spec(kind, root, split, count).to_dict(), "size": size, "steps": steps, "batch": batch,
-            "seed": seed, "device": device, "precision": precision, "sample_every": sample_every,
+            "data": data_spec(kind, root, split, count).to_dict(), "size": size, "steps": steps,
+            **({"batch": batch} if batch is not None else {}), "seed": seed, "device": device, "precision": precision, "sample_every": sample_every,
             "checkpoint_every": checkpoint_every, **parse_options(model_options)})
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from exc

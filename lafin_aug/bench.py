@@ -3,12 +3,15 @@
 Variants, trained with everything else equal (steps, batch, optimiser, cosine schedule, seed,
 standard flip/rotation/scale/colour augmentation):
   none     real crops only;
-  classic  half of each batch real, half the same (face, epoch, mask) records as `lafin` with the
-           hole filled by OpenCV Telea: the control for "occlusion alone";
-  lafin    half of each batch real, half the augmented pairs of the shard directory.
-The augmented half follows the paper's protocol: during pass t over the real faces every face
-appears once more as its augmented epoch t mod K copy (K = epochs in the shards). Each (variant,
-seed) run is cached in OUT/runs/, so a killed bench resumes and variants can be added later.
+  classic  real crops plus the same (face, epoch, mask) records as `lafin` with the hole filled
+           by OpenCV Telea: the control for "occlusion alone";
+  lafin    real crops plus the augmented pairs of the shard directory (of any inpainter family).
+`mix` says how augmented records join: "add" (the default, the paper's protocol: every step sees
+a full real batch and as many augmented records beside it) or "replace" (half of each batch:
+equal compute, half the real faces per step). The augmented records follow the paper's protocol:
+during pass t over the real faces every face appears once more as its augmented epoch t mod K copy
+(K = epochs in the shards). Each (variant, seed) run is cached in OUT/runs/, so a killed bench
+resumes and variants can be added later.
 """
 from __future__ import annotations
 
@@ -65,6 +68,7 @@ class BenchConfig(Config):
     size: int = 64
     lr: float = 1e-3
     train_fraction: float = 1.0
+    mix: str = "add"
     device: str = "auto"
     precision: str = "auto"
 
@@ -187,6 +191,7 @@ def run_variant(config: BenchConfig, variant: str, seed: int, bank: FaceCrops, p
     identity = {"train_config": to_dict(train_config),
                 "model_config": model_config(train_config, bank.points).to_dict(),
                 "train_fraction": config.train_fraction, "aug": config.aug if variant != "none" else None,
+                "mix": config.mix if variant != "none" else None,
                 "tests": sorted(tests)}
     cached = out / "results.json"
     if cached.is_file():
@@ -200,7 +205,8 @@ def run_variant(config: BenchConfig, variant: str, seed: int, bank: FaceCrops, p
         if pairs is None:
             raise ValueError(f"variant {variant!r} needs --aug SHARDS_DIR (from `lafin-aug generate` on the "
                              f"training set)")
-        source = MixedSource(real, PairSource(bank, pairs, seed, "lafin" if variant == "lafin" else "telea"))
+        source = MixedSource(real, PairSource(bank, pairs, seed, "lafin" if variant == "lafin" else "telea"),
+                             config.mix)
     resume = (out / "checkpoints" / "last.pt").is_file()
     trainer = DetectorTrainer(train_config, out, source=source, points=bank.points, resume=resume,
                               progress=progress)

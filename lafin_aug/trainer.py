@@ -33,33 +33,41 @@ from lafin_aug.runtime import capture_rng, init_distributed, resolve_device, res
 log = logging.getLogger(__name__)
 
 class CsvLog:
-    """Append-only CSV of per-step values; on resume, rows past the checkpoint's step are dropped."""
+    """Append-only CSV of per-step values; on resume, rows past the checkpoint's step are dropped.
+
+    A row with new keys (a training stage that logs other terms) widens the header: the file is
+    rewritten once with the union of the columns, earlier rows blank in the new ones.
+    """
 
     def __init__(self, path: str | Path, resume_step: int | None = None):
         self.path = Path(path)
-        self.fields: list[str] | None = None
+        self.fields: list[str] = []
         if self.path.exists():
             with open(self.path, newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            if rows:
-                self.fields = list(rows[0].keys())
-            keep = [r for r in rows if resume_step is not None and int(r["step"]) <= resume_step]
-            with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
-                if self.fields:
-                    writer = csv.DictWriter(handle, self.fields)
-                    writer.writeheader()
-                    writer.writerows(keep)
+                reader = csv.DictReader(handle)
+                rows = list(reader)
+                self.fields = list(reader.fieldnames or [])
+            self._rewrite([r for r in rows if resume_step is not None and int(r["step"]) <= resume_step])
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
+            if self.fields:
+                writer = csv.DictWriter(handle, self.fields)
+                writer.writeheader()
+                writer.writerows({k: r.get(k, "") for k in self.fields} for r in rows)
 
     def write(self, row: dict[str, Any]) -> None:
-        """Append one row (the first row fixes the columns)."""
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        if self.fields is None:
-            self.fields = list(row)
+        """Append one row (new keys add columns)."""
+        added = [k for k in row if k not in self.fields]
+        if added:
+            rows = []
+            if self.path.exists() and self.path.stat().st_size:
+                with open(self.path, newline="") as handle:
+                    rows = list(csv.DictReader(handle))
+            self.fields += added
+            self._rewrite(rows)
         with open(self.path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, self.fields)
-            if new:
-                writer.writeheader()
-            writer.writerow({k: row.get(k, "") for k in self.fields})
+            csv.DictWriter(handle, self.fields).writerow({k: row.get(k, "") for k in self.fields})
 
 
 class RunDir:

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
-
-from lafin_aug.generate import GenerateConfig, generate
-from lafin_aug.bench import BenchConfig, PairSource, load_augmented, run_bench, summarise
 from lafin_aug.cli.main import main
+
+from lafin_aug.bench import BenchConfig, PairSource, load_augmented, run_bench, summarise
 from lafin_aug.data import open_dataset
 from lafin_aug.data.crops import crop_dataset
 from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.generate import GenerateConfig, generate
 from lafin_aug.inpainters.lafin.config import LafinTrainConfig
 from lafin_aug.inpainters.lafin.trainer import LafinTrainer
 from lafin_aug.shards import ShardFormatError
@@ -133,3 +133,18 @@ def test_summary_reports_mean_std_and_relative_change():
 def test_bench_cli_needs_shards_for_augmented_variants(tmp_path):
     result = CliRunner().invoke(main, ["bench", "--dataset", "synthetic", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "--aug" in result.output
+
+
+def test_add_mix_keeps_the_full_real_batch_and_replace_halves_it(shards):
+    from lafin_aug.detectors.sources import MixedSource, RealSource
+    directory, bank = shards
+    pairs = load_augmented(directory, SIZE, {int(s) for s in bank.source_index}, TRAIN, 68)
+    real = RealSource(bank, seed=0)
+    extra = PairSource(bank, pairs, seed=0)
+    alone = real.batch(2, 4, np.random.default_rng(0))[0]
+    added = MixedSource(real, extra, "add").batch(2, 4, np.random.default_rng(0))[0]
+    replaced = MixedSource(real, extra, "replace").batch(2, 4, np.random.default_rng(0))[0]
+    assert len(added) == 8 and np.array_equal(added[:4], alone)
+    assert len(replaced) == 4 and np.array_equal(replaced[:2], real.batch(2, 2, np.random.default_rng(0))[0])
+    with pytest.raises(ValueError, match="unknown mix 'half'"):
+        MixedSource(real, extra, "half")

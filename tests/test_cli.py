@@ -5,14 +5,14 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from lafin_aug.cli.main import main
+
 from lafin_aug.data import open_dataset
 from lafin_aug.data.crops import crop_dataset
+from lafin_aug.detectors.sources import RealSource
 from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
 from lafin_aug.inpainters.lafin.config import LafinTrainConfig
 from lafin_aug.inpainters.lafin.trainer import LafinTrainer
-from lafin_aug.detectors.sources import RealSource
 
 
 @pytest.fixture(scope="module")

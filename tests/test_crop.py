@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from lafin_aug.data.base import Face
-from lafin_aug.data.crop import (apply_affine, compose_affine, crop_box, crop_face, flip_face, invert_affine,
-                                 warp_image)
+from lafin_aug.data.crop import apply_affine, compose_affine, crop_box, crop_face, flip_face, invert_affine, warp_image
 from lafin_aug.landmarks import IBUG68
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from lafin_aug import generate as generate_module
-from lafin_aug.generate import GenerateConfig, generate, plan_shards
 from lafin_aug.data import open_dataset
 from lafin_aug.data.crops import crop_dataset
 from lafin_aug.data.spec import DatasetSpec
-from lafin_aug.shards import read_manifest, verify_shards
+from lafin_aug.generate import GenerateConfig, generate, plan_shards
 from lafin_aug.inpainters.lafin.config import LafinTrainConfig
 from lafin_aug.inpainters.lafin.trainer import LafinTrainer
+from lafin_aug.shards import read_manifest, verify_shards
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG-19")
 

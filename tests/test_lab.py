@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from lafin_aug.landmarks import IBUG68, WFLW98
 from lafin_aug.detectors.heatmaps import boundary_heatmaps
 from lafin_aug.detectors.lab import LABConfig, LABDetector
+from lafin_aug.landmarks import IBUG68, WFLW98
 
 
 @pytest.fixture(autouse=True)

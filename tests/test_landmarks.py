@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from lafin_aug.landmarks import (IBUG68, WFLW98, WFLW98_TO_IBUG68, flip_landmarks, inter_ocular,
-                                 schema_for, to_ibug68)
+from lafin_aug.landmarks import IBUG68, WFLW98, WFLW98_TO_IBUG68, flip_landmarks, inter_ocular, schema_for, to_ibug68
 
 
 @pytest.mark.parametrize("schema", [IBUG68, WFLW98])

@@ -6,10 +6,19 @@ import logging
 import pytest
 import torch
 
-from lafin_aug.losses import (InpaintLoss, InpaintLossWeights, gram, landmark_loss, lsgan_discriminator_loss,
-                              lsgan_generator_loss, perceptual_loss, pixel_l1, style_loss, total_variation)
+from lafin_aug.losses import (
+    InpaintLoss,
+    InpaintLossWeights,
+    gram,
+    landmark_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    perceptual_loss,
+    pixel_l1,
+    style_loss,
+    total_variation,
+)
 from lafin_aug.models.vgg import FEATURE_LAYERS, VGG19_LAYOUT, VGG19Features, load_vgg19
-
 
 # --- loss terms ------------------------------------------------------------------------------------
 

@@ -2,8 +2,17 @@ import cv2
 import numpy as np
 import pytest
 
-from lafin_aug.data.masks import (BUCKETS, CENTRE, IrregularMasks, MaskConfig, bucket_of, centre_mask,
-                                  draw_mask, hole_ratio, make_mask)
+from lafin_aug.data.masks import (
+    BUCKETS,
+    CENTRE,
+    IrregularMasks,
+    MaskConfig,
+    bucket_of,
+    centre_mask,
+    draw_mask,
+    hole_ratio,
+    make_mask,
+)
 
 
 def test_masks_are_reproducible_and_change_with_epoch_index_and_seed():

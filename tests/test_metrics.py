@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from lafin_aug.metrics import (auc, ced_curve, failure_rate, l1, landmark_scores, nme_per_face, psnr,
-                               ssim)
+from lafin_aug.metrics import auc, ced_curve, failure_rate, l1, landmark_scores, nme_per_face, psnr, ssim
 
 
 def _face(points: int, left: int, right: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from lafin_aug.detectors.lafin_gl import LandmarkNet, LandmarkNetConfig, to_normalised, to_pixel
 from lafin_aug.inpainters import FAMILIES, Conditions, InpainterFamily, build_inpainter, composite, register_family
 from lafin_aug.inpainters.lafin import LafinConfig, LafinGenerator, LafinTrainConfig
 from lafin_aug.models.attention import ShortLongAttention, key_pool_factor
 from lafin_aug.models.conditioning import landmark_map
 from lafin_aug.models.discriminator import PatchDiscriminator
-from lafin_aug.detectors.lafin_gl import LandmarkNet, LandmarkNetConfig, to_normalised, to_pixel
 
 SMALL = {"width": 8, "blocks": 2}
 

@@ -8,8 +8,14 @@ import torch
 
 from lafin_aug.data import open_dataset
 from lafin_aug.data.crop import crop_face
-from lafin_aug.data.parsing import (FLIP_CLASSES, PARSING_CLASSES, flip_labels, parsing_labels, parsing_maps,
-                                    parsing_onehot)
+from lafin_aug.data.parsing import (
+    FLIP_CLASSES,
+    PARSING_CLASSES,
+    flip_labels,
+    parsing_labels,
+    parsing_maps,
+    parsing_onehot,
+)
 from lafin_aug.landmarks import flip_landmarks, schema_for, to_ibug68
 
 #: COCO-keypoint face sets among the fixtures: WFLW (98 points) and three iBUG-style 68-point sets.

@@ -150,7 +150,7 @@ def test_a_family_from_outside_the_package_runs_the_whole_pipeline(tmp_path):
     output = _invoke("eval-inpaint", "--inpainter", str(run), *data[:2], "--split", "test", "--count", "4",
                      "--size", "32", "--device", "cpu", "--out", str(tmp_path / "eval"))
     assert "| 50+ |" in output and (tmp_path / "eval" / "examples.png").is_file()
-    assert json.loads((tmp_path / "eval" / "results.json").read_text())["inpainter_header"]["family"] == "toy"
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["headers"]["toy"]["family"] == "toy"
 
 
 def test_the_exported_generator_alone_gives_the_same_shards(tmp_path):

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from lafin_aug.cli.main import main
+
 from lafin_aug.data import DatasetError, FaceReader, open_dataset
 from lafin_aug.data.pts import read_pts
 from lafin_aug.data.w300 import W300Reader

@@ -17,10 +17,23 @@ import torch
 from torch.utils.data import DataLoader
 
 from lafin_aug.io import sha256_file, write_json
-from lafin_aug.shards import (COMPRESSIONS, DEFAULT_COMPRESSION, DEFAULT_MASK_COMPRESSION, AugmentedShards,
-                              ManifestRow, ShardFormatError, ShardHeader, open_shard, read_manifest,
-                              read_run_config, read_shard_header, shard_name, verify_shards, write_manifest,
-                              write_shard)
+from lafin_aug.shards import (
+    COMPRESSIONS,
+    DEFAULT_COMPRESSION,
+    DEFAULT_MASK_COMPRESSION,
+    AugmentedShards,
+    ManifestRow,
+    ShardFormatError,
+    ShardHeader,
+    open_shard,
+    read_manifest,
+    read_run_config,
+    read_shard_header,
+    shard_name,
+    verify_shards,
+    write_manifest,
+    write_shard,
+)
 
 S, P = 16, 68
 # 3 workers on a 2-core machine is deliberate: more consumers than shards

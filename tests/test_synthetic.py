@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from lafin_aug.data import open_dataset
-from lafin_aug.data.render import (EYES, FaceSpec, Painter, Pose, ellipse_points, face_geometry,
-                                   head_outline, render_face)
+from lafin_aug.data.render import (
+    EYES,
+    FaceSpec,
+    Painter,
+    Pose,
+    ellipse_points,
+    face_geometry,
+    head_outline,
+    render_face,
+)
 from lafin_aug.data.synthetic import SyntheticReader, face_spec
 
 UNCOVERED = ("none", "glasses")  # occluders that leave the eyes, lips and cheeks visible

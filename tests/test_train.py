@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from lafin_aug.data.crops import crop_dataset
-from lafin_aug.data import open_dataset
 from lafin_aug.checkpoint import load_checkpoint
+from lafin_aug.data import open_dataset
+from lafin_aug.data.crops import crop_dataset
 from lafin_aug.detectors import load_detector
+from lafin_aug.detectors.sources import RealSource
 from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
 from lafin_aug.inpainters import Conditions, load_inpainter
 from lafin_aug.inpainters.lafin.config import LafinTrainConfig
 from lafin_aug.inpainters.lafin.trainer import LafinTrainer
-from lafin_aug.detectors.sources import RealSource
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG-19")
 

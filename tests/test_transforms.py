@@ -1,7 +1,7 @@
 import numpy as np
 
-from lafin_aug.data.transforms import TransformConfig, transform_face, rotation_affine
 from lafin_aug.data.crop import apply_affine
+from lafin_aug.data.transforms import TransformConfig, rotation_affine, transform_face
 
 
 def _dots(size, points):

@@ -3,7 +3,7 @@
 Shape generators (free-form strokes, rectangles) are small configurable dataclasses; a mixer
 (:func:`draw_mask`) picks one per mask and fills a square until its hole ratio lies in a bucket
 drawn from the configuration. The buckets are LaFIn's: hole ratios 10-20% ... 50-60%, plus
-LaFIn's "centre" mask (the central square of half the side). Sizes are fractions of the side,
+LaFIn's "centre" mask (the central square of half the side), and MDRNets' 1-20%, 20-40%, 40-60%. Sizes are fractions of the side,
 so a configuration works at any size.
 """
 from __future__ import annotations
@@ -25,6 +25,14 @@ BUCKETS: dict[str, tuple[float, float]] = {
     "40-50": (0.4, 0.5),
     "50+": (0.5, 0.6),
 }
+#: The MDRNets paper's irregular-mask buckets (its Table 1): name -> [low, high).
+MDR_BUCKETS: dict[str, tuple[float, float]] = {
+    "1-20": (0.01, 0.2),
+    "20-40": (0.2, 0.4),
+    "40-60": (0.4, 0.6),
+}
+#: Every bucket a mask can be drawn for.
+ALL_BUCKETS: dict[str, tuple[float, float]] = {**BUCKETS, **MDR_BUCKETS}
 #: The bucket name of LaFIn's centre mask (hole ratio exactly 25% for sides divisible by 4).
 CENTRE = "centre"
 
@@ -119,9 +127,9 @@ class MaskConfig(Config):
     def __post_init__(self) -> None:
         if self.kind not in ("mixed", "irregular", "block", "centre"):
             raise ValueError(f"unknown mask kind {self.kind!r} (known: mixed, irregular, block, centre)")
-        unknown = [b for b in self.buckets if b not in BUCKETS and b != CENTRE]
+        unknown = [b for b in self.buckets if b not in ALL_BUCKETS and b != CENTRE]
         if unknown or not self.buckets:
-            raise ValueError(f"unknown or no mask buckets {unknown} (known: {', '.join(BUCKETS)}, {CENTRE})")
+            raise ValueError(f"unknown or no mask buckets {unknown} (known: {', '.join(ALL_BUCKETS)}, {CENTRE})")
         if not 0 <= self.irregular_share <= 1:
             raise ValueError(f"irregular_share must lie in [0, 1], not {self.irregular_share}")
 
@@ -156,7 +164,7 @@ def centre_mask(size: int) -> np.ndarray:
 
 def _pixel_range(bucket: str, pixels: int) -> tuple[int, int]:
     """The fewest and most hole pixels whose ratio lies in the bucket."""
-    low, high = (round(100 * bound) for bound in BUCKETS[bucket])
+    low, high = (round(100 * bound) for bound in ALL_BUCKETS[bucket])
     return -(-low * pixels // 100), -(-high * pixels // 100) - 1
 
 

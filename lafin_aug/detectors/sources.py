@@ -15,6 +15,9 @@ from lafin_aug.data.fill import fill_hole
 from lafin_aug.data.masks import MaskConfig, make_mask
 from lafin_aug.data.schedule import step_indices
 
+#: how augmented records join the real ones (see MixedSource)
+MIXES = ("add", "replace")
+
 
 class BatchSource(Protocol):
     """Yields (images uint8 [B,S,S,3], landmarks float32 [B,P,2]) for a step."""
@@ -51,13 +54,24 @@ class RealSource:
 
 @dataclass
 class MixedSource:
-    """Half of each batch from `real`, half from `extra` (the augmentation under test)."""
+    """Real crops with the augmentation under test (`extra`).
+
+    mix "replace": half of each batch from `real`, half from `extra` (equal compute: the detector
+    sees half as many real faces per step as without augmentation); "add": the full batch from
+    `real` and as many records of `extra` beside it (equal real exposure, twice the batch; the
+    reference LaFIn code takes one step on real faces and one on generated pairs instead).
+    """
 
     real: BatchSource
     extra: BatchSource
+    mix: str = "replace"
+
+    def __post_init__(self) -> None:
+        if self.mix not in MIXES:
+            raise ValueError(f"unknown mix {self.mix!r} (one of {', '.join(MIXES)})")
 
     def batch(self, step: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        half = size // 2
-        images_a, points_a = self.real.batch(step, size - half, rng)
+        half = size // 2 if self.mix == "replace" else size
+        images_a, points_a = self.real.batch(step, size - half if self.mix == "replace" else size, rng)
         images_b, points_b = self.extra.batch(step, half, rng)
         return np.concatenate([images_a, images_b]), np.concatenate([points_a, points_b])

@@ -1,10 +1,11 @@
 """Inpainter families behind one interface (see `family.py`), and their checkpoint files.
 
-Built-in families: "lafin" (LaFIn's G_P, `lafin_aug.inpainters.lafin`). A family registers itself
+Built-in families: "lafin" (LaFIn's G_P, `lafin_aug.inpainters.lafin`) and "mdr" (MDRNets,
+`lafin_aug.inpainters.mdr`). A family registers itself
 with `register_family(InpainterFamily(...))` in its own package; this module imports the built-in
 ones so that they are registered once `lafin_aug.inpainters` is imported.
 """
-from lafin_aug.inpainters import lafin  # noqa: F401,E402 - registers the built-in family
+from lafin_aug.inpainters import lafin, mdr  # noqa: F401,E402 - register the built-in families
 from lafin_aug.inpainters.family import (
                                          FAMILIES,
                                          Conditions,

@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from lafin_aug.config import Config
+from lafin_aug.data.masks import MaskConfig
 from lafin_aug.data.parsing import parsing_maps
 from lafin_aug.data.spec import DatasetSpec
+from lafin_aug.losses import InpaintLossWeights
 from lafin_aug.registry import Registry
 
 
@@ -46,7 +48,12 @@ class InpainterTrainConfig(Config):
     """The options every family's training config has (a family's config subclasses this one).
 
     `lafin-aug train inpainter` sets these from its own options and the family's other fields
-    from `--model KEY=VALUE`.
+    from `--model KEY=VALUE`. masks/flip: the training masks and random mirroring; weights: LaFIn's
+    Eq. 7 loss weights; vgg_weights: a torchvision vgg19-*.pth for the perceptual and style terms,
+    "random" or "off" (see models/vgg.py). consistency > 0 adds the landmark-consistency loss (beyond both
+    papers): a frozen detector (`consistency_detector`, a checkpoint trained on real faces only)
+    predicts landmarks on the composited output, and their distance to the conditioning landmarks
+    over the inter-ocular distance, weighted by `consistency`, joins the generator's objective.
     """
 
     data: DatasetSpec = field(default_factory=DatasetSpec)
@@ -59,6 +66,12 @@ class InpainterTrainConfig(Config):
     log_every: int = 10
     sample_every: int = 250
     checkpoint_every: int = 500
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    flip: bool = True
+    weights: InpaintLossWeights = field(default_factory=InpaintLossWeights)
+    vgg_weights: str | None = None
+    consistency: float = 0.0
+    consistency_detector: str | None = None
 
 
 class Train(Protocol):

@@ -1,12 +1,10 @@
 """LaFIn's configs: the generator's architecture and the family's training run."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lafin_aug.config import Config
-from lafin_aug.data.masks import MaskConfig
 from lafin_aug.inpainters.family import InpainterTrainConfig
-from lafin_aug.losses import InpaintLossWeights
 
 
 @dataclass(frozen=True)
@@ -29,8 +27,7 @@ class LafinConfig(Config):
 class LafinTrainConfig(InpainterTrainConfig):
     """A LaFIn training run: G_P against the PatchGAN discriminator (paper Eq. 2-7).
 
-    width/blocks size G_P (paper: 64, 7), disc_width the discriminator; vgg_weights: a torchvision
-    vgg19-*.pth for the perceptual and style terms, "random" or "off" (see models/vgg.py).
+    width/blocks size G_P (paper: 64, 7), disc_width the discriminator; lr_g/lr_d/betas: Adam.
     """
 
     width: int = 64
@@ -39,10 +36,6 @@ class LafinTrainConfig(InpainterTrainConfig):
     lr_g: float = 1e-4
     lr_d: float = 1e-5
     betas: tuple[float, float] = (0.0, 0.9)
-    weights: InpaintLossWeights = field(default_factory=InpaintLossWeights)
-    masks: MaskConfig = field(default_factory=MaskConfig)
-    flip: bool = True
-    vgg_weights: str | None = None
 
     def model_config(self, points: int) -> LafinConfig:
         """The G_P architecture this run trains."""
