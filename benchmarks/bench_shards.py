@@ -2,6 +2,7 @@
 throughput against a plain h5py loop over the same files.
 
     .venv/bin/python benchmarks/bench_shards.py [--records 512] [--sizes 128 256] [--repeats 3]
+        [--tables storage loader checksum]
 
 Images are the wild face crops (``$LAFIN_AUG_SHARED_DATA/wild/train``, default
 ../shared/data beside the repository) resized to each size, or smooth synthetic images when those
@@ -9,7 +10,9 @@ are absent; masks are LaMa-style strokes plus a box, one record in four is a rea
 empty mask. Files are read right after being written, so the page cache is warm: read figures
 measure decompression and h5py overhead, not the disk. Each figure is the best of --repeats runs.
 The "in-memory dataset" rows pass batches of the same shapes through the same DataLoader without
-reading anything: the ceiling the DataLoader itself sets on this machine.
+reading anything: the ceiling the DataLoader itself sets on this machine. The checksum table times
+building AugmentedShards and one first pass through a new dataset and DataLoader with and without
+``verify_checksums`` (what every epoch costs with non-persistent workers).
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from lafin_aug.io import sha256_file
+from lafin_aug.runtime import cpu_capability
 from lafin_aug.shards import (
     COMPRESSIONS,
     DEFAULT_COMPRESSION,
@@ -182,17 +187,24 @@ def storage_table(sizes: list[int], count: int, repeats: int, tmp: Path) -> None
           f"mask {size * size / 1e3:.1f} KB at {size}px; last row per size = the default")
 
 
-def loader_table(size: int, count: int, repeats: int, tmp: Path) -> None:
-    """Print AugmentedShards records/s (0 and 2 workers) against a plain h5py loop on the same files."""
+def loader_shards(size: int, count: int, tmp: Path) -> Path:
+    """A directory of 4 shards (default compression) holding `count` records of `size` px."""
     data, _ = records(count, size, seed=1)
-    directory = tmp / "loader"
+    directory = tmp / f"loader-{size}"
     header = ShardHeader(POINTS, size, "bench", "train", 0, "")
     per_shard = count // 4
     rows = [write_shard(directory / shard_name(k), header,
                         **{key: value[k * per_shard:(k + 1) * per_shard] for key, value in data.items()})
             for k in range(4)]
     write_manifest(directory, rows)
-    paths = [directory / row.name for row in rows]
+    return directory
+
+
+def loader_table(size: int, count: int, repeats: int, tmp: Path) -> None:
+    """Print AugmentedShards records/s (0 and 2 workers) against a plain h5py loop on the same files."""
+    directory = loader_shards(size, count, tmp)
+    paths = sorted(directory.glob("shard-*.h5"))
+    per_shard = count // 4
     plain = best_of(repeats, lambda: plain_read(paths))
     batches = best_of(repeats, lambda: plain_batches(paths))
     print(f"\nreading 4 shards x {per_shard} records of {size}px ({DEFAULT_COMPRESSION} images, "
@@ -208,18 +220,65 @@ def loader_table(size: int, count: int, repeats: int, tmp: Path) -> None:
             print(f"{f'{name}, {workers} workers':>28} {rate:>7.0f} {rate / plain:>8.2f}")
 
 
+def fresh_pass(directory: Path, verify_checksums: bool, workers: int) -> int:
+    """Records of one pass through a new AugmentedShards and DataLoader (built inside the timing)."""
+    dataset = AugmentedShards(directory, seed=0, verify_checksums=verify_checksums)
+    loader = DataLoader(dataset, batch_size=BLOCK, num_workers=workers,
+                        multiprocessing_context="fork" if workers else None)
+    return sum(len(batch["epoch"]) for batch in loader)
+
+
+def checksum_table(size: int, count: int, repeats: int, tmp: Path) -> None:
+    """Print the cost of AugmentedShards' checks: building it, and a first pass with and without checksums.
+
+    A first pass is what every epoch costs with non-persistent DataLoader workers (each new worker
+    hashes the shards it reads again); with 0 or persistent workers only the first epoch pays.
+    """
+    directory = loader_shards(size, count, tmp)
+    paths = sorted(directory.glob("shard-*.h5"))
+    megabytes = sum(path.stat().st_size for path in paths) / 1e6
+    build = min(timed(lambda: AugmentedShards(directory, verify_checksums=False)) for _ in range(repeats))
+    hashing = count / min(timed(lambda: [sha256_file(path) for path in paths]) for _ in range(repeats))
+    print(f"\nchecks of AugmentedShards on 4 shards x {count // 4} records of {size}px ({megabytes:.1f} MB): "
+          f"building it (structure checks, all shards opened) {build * 1e3:.1f} ms; sha256 alone "
+          f"{hashing:.0f} rec/s ({hashing * megabytes / count:.0f} MB/s)")
+    print(f"{'first pass (new dataset and loader)':>40} {'rec/s':>7} {'vs off':>6}")
+    for workers in (0, 2):
+        rates = {verify: best_of(repeats, lambda: fresh_pass(directory, verify, workers)) for verify in (False, True)}
+        for verify, rate in rates.items():
+            label = f"{workers} workers, checksums {'on' if verify else 'off'}"
+            print(f"{label:>40} {rate:>7.0f} {rate / rates[False]:>6.2f}")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of `fn` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+TABLES = ("storage", "loader", "checksum")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=512)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES),
+                        help="Which measurements to run (loader and checksum at the largest size).")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}), h5py {h5py.__version__}, "
-          f"HDF5 {h5py.version.hdf5_version}, {args.records} records per file, best of {args.repeats}")
+    print(f"{os.cpu_count()} CPUs ({cpu_capability()}; load average {os.getloadavg()[0]:.1f}), "
+          f"h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}, {args.records} records per file, "
+          f"best of {args.repeats}")
     with tempfile.TemporaryDirectory(prefix="bench_shards_") as tmp:
-        storage_table(args.sizes, args.records, args.repeats, Path(tmp))
-        loader_table(max(args.sizes), args.records, args.repeats, Path(tmp))
+        if "storage" in args.tables:
+            storage_table(args.sizes, args.records, args.repeats, Path(tmp))
+        if "loader" in args.tables:
+            loader_table(max(args.sizes), args.records, args.repeats, Path(tmp))
+        if "checksum" in args.tables:
+            checksum_table(max(args.sizes), args.records, args.repeats, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -28,9 +28,10 @@ def parse_extra_test(text: str) -> tuple[str, DatasetSpec]:
 @click.option("--detector", type=RegistryChoice(DETECTORS), default="lab", show_default=True,
               help="Registered detector (lafin-gl: LaFIn's G_L predictor).")
 @model_option
-@click.option("--dataset", "kind", type=RegistryChoice(READERS), default="wflw", show_default=True)
+@click.option("--dataset", "kind", type=RegistryChoice(READERS), default="wflw", show_default=True,
+              help="Training set format.")
 @click.option("--root", default=None, help="Training set root (wflw: $LAFIN_AUG_WFLW_ROOT or data/WFLW).")
-@click.option("--split", default="train", show_default=True)
+@click.option("--split", default="train", show_default=True, help="Training split.")
 @click.option("--count", default=512, show_default=True, help="Faces (synthetic only).")
 @click.option("--test-dataset", type=RegistryChoice(READERS), default=None, help="Default: --dataset.")
 @click.option("--test-root", default=None, help="Default: --root.")

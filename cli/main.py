@@ -21,16 +21,19 @@ USER_ERRORS = (ValueError, OSError)
 
 class Commands(click.Group):
     """The command group: expected failures print `Error: ...` (the message names the file) and exit 1;
-    `--debug` shows the traceback instead."""
+    `--debug` (or `-v`) shows the traceback instead; Ctrl-C exits 130 with where to continue."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:
-            if ctx.params.get("debug"):
+            if ctx.params.get("debug") or ctx.params.get("verbose"):
                 raise
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except KeyboardInterrupt as exc:  # Ctrl-C; a trainer says where it stopped and how to continue
+            click.echo(str(exc) or "interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=Commands)
@@ -38,7 +41,7 @@ class Commands(click.Group):
 @click.option("--debug", is_flag=True, help="Show the Python traceback of a failure.")
 def main(verbose: bool, debug: bool) -> None:  # noqa: ARG001 - debug is read by Commands
     """Landmark-guided face inpainting as augmentation for facial landmark detectors."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
 
 
@@ -48,6 +51,8 @@ def main(verbose: bool, debug: bool) -> None:  # noqa: ARG001 - debug is read by
 def stats(kind: str, root: str | None, split: str, count: int, as_json: bool) -> None:
     """Count faces, points per face, skipped records and image sizes of a dataset."""
     summary = open_reader(data_spec(kind, root, split, count)).describe()
+    if "warning" in summary:
+        click.echo(f"Warning: {summary['warning']}", err=True)
     if as_json:
         click.echo(json.dumps(summary))
         return

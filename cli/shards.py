@@ -47,9 +47,11 @@ def generate_command(kind, root, split, count, inpainter, epochs, out, size, sha
 @click.command("verify")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def verify_command(directory, as_json) -> None:
+@click.option("--allow-partial", is_flag=True,
+              help="Accept a directory with fewer shards than its run planned (an interrupted generate).")
+def verify_command(directory, as_json, allow_partial) -> None:
     """Check every shard against the manifest and the format; exit 1 naming the shard on any failure."""
-    report = verify_shards(directory)
+    report = verify_shards(directory, allow_partial=allow_partial)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:

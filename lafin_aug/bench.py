@@ -34,10 +34,12 @@ from lafin_aug.data.spec import DatasetSpec
 from lafin_aug.detectors import predict_images
 from lafin_aug.detectors.sources import BatchSource, MixedSource, RealSource
 from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer, model_config
+from lafin_aug.images import to_uint8
 from lafin_aug.io import write_json
 from lafin_aug.metrics import THRESHOLD, ced_curve, landmark_scores, nme_per_face
 from lafin_aug.runtime import resolve_device, resolve_precision
-from lafin_aug.shards import ShardFormatError, open_shard, read_manifest, read_shard_header
+from lafin_aug.shards import AugmentedShards, ShardFormatError, read_manifest, read_shard_header
+from lafin_aug.trainer import TrainingInterrupted
 from lafin_aug.viz import plot_curves, save_png
 
 log = logging.getLogger(__name__)
@@ -97,33 +99,28 @@ def load_augmented(directory: str | Path, size: int, sources: set[int], train: D
                    points: int) -> AugmentedPairs:
     """Augmented records (epoch >= 0) of faces in `sources`, resized to `size`.
 
-    Shards are read through the shard reader (format and version checked) and must come from the
-    training set: ShardFormatError naming the shard when their dataset, split or points differ.
+    Shards are read through `AugmentedShards`, so every check of the shard reader applies
+    (listing, format, version, checksums, record values), and must come from the training set:
+    ShardFormatError naming the shard when their dataset, split or points differ.
     """
     directory = Path(directory)
-    images, masks, landmarks, keys = [], [], [], []
     for row in read_manifest(directory):
-        path = directory / row.name
-        header = read_shard_header(path)
+        header = read_shard_header(directory / row.name)
         if (header.dataset, header.split, header.points) != (train.dataset, train.split, points):
-            raise ShardFormatError(f"{path}: generated from {header.dataset}/{header.split} with {header.points} "
-                                   f"points, but the bench trains on {train.dataset}/{train.split} with {points}")
-        with open_shard(path) as handle:
-            epoch, source = handle["epoch"][:], handle["source_index"][:]
-            keep = np.flatnonzero((epoch >= 0) & np.isin(source, list(sources)))
-            if not len(keep):
-                continue
-            images.append(handle["image"][keep[0]:keep[-1] + 1][keep - keep[0]])
-            masks.append(handle["mask"][keep[0]:keep[-1] + 1][keep - keep[0]])
-            landmarks.append(handle["landmarks"][keep])
-            keys += [(int(source[k]), int(epoch[k])) for k in keep]
-    if not keys:
+            raise ShardFormatError(f"{directory / row.name}: generated from {header.dataset}/{header.split} with "
+                                   f"{header.points} points, but the bench trains on {train.dataset}/{train.split} "
+                                   f"with {points}")
+    records = [r for r in AugmentedShards(directory, shuffle=False, include_real=False, rank=0, world_size=1)
+               if r["source_index"] in sources]
+    if not records:
         raise ValueError(f"{directory}: no augmented records for the training faces (was it generated from the "
                          f"same dataset and split?)")
-    image, points_px = resize_crops(np.concatenate(images), np.concatenate(landmarks), size)
-    mask = np.concatenate(masks)
+    images = np.stack([to_uint8(r["image"][None])[0] for r in records])
+    image, points_px = resize_crops(images, np.stack([r["landmarks"].numpy() for r in records]), size)
+    mask = np.stack([r["mask"][0].numpy() for r in records])
     if mask.shape[1] != size:
         mask = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in mask])
+    keys = [(int(r["source_index"]), int(r["epoch"])) for r in records]
     return AugmentedPairs(image, mask, points_px, {key: k for k, key in enumerate(keys)},
                           max(e for _, e in keys) + 1)
 
@@ -210,13 +207,18 @@ def run_variant(config: BenchConfig, variant: str, seed: int, bank: FaceCrops, p
     resume = (out / "checkpoints" / "last.pt").is_file()
     trainer = DetectorTrainer(train_config, out, source=source, points=bank.points, resume=resume,
                               progress=progress)
-    trainer.fit()
-    if trainer.interrupted:
-        raise KeyboardInterrupt(f"bench interrupted in {out} (checkpoint saved): rerun the command to resume")
+    try:
+        trainer.fit()
+    except TrainingInterrupted:
+        raise TrainingInterrupted(f"bench interrupted in {out} (checkpoint saved): rerun the same command to "
+                                  f"resume") from None
     rows, nmes = [], {}
     for name, test in tests.items():
         predicted = predict_images(trainer.model.eval(), test.images, precision=precision)
         scores = landmark_scores(predicted, test.landmarks)
+        if not np.isfinite([scores.nme, scores.fr10, scores.auc10]).all():
+            raise ValueError(f"{out}: {variant} seed {seed} scored a non-finite NME on {name} (non-finite "
+                             f"predictions or labels); no result is written")
         nmes[name] = nme_per_face(predicted, test.landmarks).tolist()
         rows.append({"detector": config.detector, "variant": variant, "seed": seed, "subset": name,
                      "nme": scores.nme, "fr10": scores.fr10, "auc10": scores.auc10, "n": scores.n,

@@ -13,6 +13,7 @@ manifest with a matching checksum is skipped, so rerunning a killed command fini
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import time
@@ -44,6 +45,8 @@ from lafin_aug.shards import (
     ManifestRow,
     ShardHeader,
     read_manifest,
+    read_run_config,
+    remove_stale_temporaries,
     shard_name,
     to_record,
     write_manifest,
@@ -206,6 +209,34 @@ def finished_shards(directory: Path) -> set[str]:
     return done
 
 
+def record_identity(config: GenerateConfig, header: ShardHeader, precision: str, faces: int) -> dict[str, Any]:
+    """Everything a record's content depends on (not workers, batch or device): a directory holds one."""
+    return {"dataset": config.data.to_dict(), "faces": faces, "inpainter_sha256": header.inpainter_sha256,
+            "epochs": config.epochs, "size": header.size, "shard_size": config.shard_size, "seed": config.seed,
+            "include_real": config.include_real, "mask_buckets": list(config.mask_buckets), "edit": config.edit,
+            "precision": precision}
+
+
+def claim_directory(out: Path, identity: dict[str, Any]) -> None:
+    """Refuse `out` when it holds shards of another configuration (call under the directory lock).
+
+    ValueError naming the first option that differs and suggesting another --out.
+    """
+    path = out / RUN_CONFIG_NAME
+    if not path.exists():
+        return
+    stored = read_run_config(out).get("identity")
+    if stored is None:
+        raise ValueError(f"{path}: written by an earlier lafin-aug without a record identity; use another --out")
+    plain = json.loads(json.dumps(identity))
+    for key, value in plain.items():
+        if stored.get(key) != value:
+            option = {"inpainter_sha256": "--inpainter (its weights)", "dataset": "--dataset/--root/--split/--count",
+                      "faces": "the dataset's faces"}.get(key, "--" + key.replace("_", "-"))
+            raise ValueError(f"{out} holds shards made with another {option} ({stored.get(key)!r} there, {value!r} "
+                             f"here): use another --out")
+
+
 @dataclass
 class GenerateSummary:
     """What a generate run did."""
@@ -238,16 +269,22 @@ def generate(config: GenerateConfig, out: str | Path, bank: FaceCrops | None = N
     bank = bank if bank is not None else load_crops(config.data, size, progress)
     if bank.size != size:
         raise ValueError(f"crops are {bank.size}px but generation asks for {size}px")
-    out.mkdir(parents=True, exist_ok=True)
     rank, world = distributed()
     threads = max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
     header = ShardHeader(points=bank.points, size=size, dataset=config.data.dataset, split=config.data.split,
                          seed=config.seed, inpainter_sha256=sha256_file(inpainter))
-    write_json(out / RUN_CONFIG_NAME, {**to_dict(header), "config": to_dict(config), "precision": precision,
-                                       "device": device.type, "world_size": world,
-                                       "threads_per_worker": threads or torch.get_num_threads(),
-                                       "inpainter": inpainter_header.to_dict()})
-    plans = [p for p in plan_shards(len(bank), config) if p.index % world == rank]
+    planned = plan_shards(len(bank), config)
+    identity = record_identity(config, header, precision, len(bank))
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        claim_directory(out, identity)
+        write_json(out / RUN_CONFIG_NAME, {**to_dict(header), "config": to_dict(config), "identity": identity,
+                                           "precision": precision, "device": device.type, "world_size": world,
+                                           "threads_per_worker": threads or torch.get_num_threads(),
+                                           "faces": len(bank), "shards_planned": len(planned),
+                                           "skipped": bank.skipped, "inpainter": inpainter_header.to_dict()})
+    plans = [p for p in planned if p.index % world == rank]
+    remove_stale_temporaries(out)
     done = finished_shards(out)
     todo = [p for p in plans if shard_name(p.index) not in done]
     jobs = (delayed(build_shard)(p, bank.images, bank.landmarks, bank.source_index, config, precision, header,

@@ -10,7 +10,7 @@ A shard directory holds ``shard-00000.h5``, ``shard-00001.h5``, ... plus ``manif
 dataset            dtype      shape         meaning
 =================  =========  ============  ==================================================
 ``image``          uint8      [N,S,S,3]     RGB crop (inpainted, or the real crop)
-``landmarks``      float32    [N,P,2]       (x, y) pixel-index coordinates, all finite
+``landmarks``      float32    [N,P,2]       (x, y) pixel indices, finite, <= 0.25 S outside
 ``mask``           uint8      [N,S,S]       1 = inpainted pixel; all 0 when ``epoch == -1``
 ``source_index``   int64      [N]           index (>= 0) of the face in the reader's order
 ``epoch``          int32      [N]           augmentation epoch; -1 = the un-augmented real crop
@@ -24,15 +24,54 @@ per-record arrays are stored contiguously. File attributes: ``format`` = ``"lafi
 ``format`` or ``version`` with an error naming the file.
 
 ``manifest.csv`` has one row per shard: ``file, records, sha256, epochs, real_records`` where
-``epochs`` lists the distinct epochs in the shard, ascending, joined by ``;`` (e.g. ``-1;0;1``)
-and ``real_records`` counts its ``epoch == -1`` records (so a reader can size an augmented-only
-pass without opening files). ``run.json`` is the generating command's full configuration; top-level
-keys named like header fields must agree with the shards.
+``epochs`` lists the distinct epochs in the shard, ascending, joined by ``;`` (e.g. ``-1;0;1``),
+``sha256`` is the file's checksum (64 lowercase hex digits) and ``real_records`` counts its
+``epoch == -1`` records (so a reader can size an augmented-only pass without opening files). The
+manifest lists every ``shard-*.h5`` file of the directory exactly once. ``run.json`` is the
+generating command's full configuration; top-level keys named like header fields must agree with
+the shards, and ``shards_planned`` (when present) is the number of shards the run will write.
 
 A shard is written to a hidden temporary name beside its final name and renamed only when
 complete, so an interrupted write never leaves a file under ``shard-*.h5``; a hard-killed writer
-can leave a ``.shard-*.h5.tmp-PID`` file, which readers ignore and :func:`verify_shards` reports
-as a warning.
+can leave a ``.shard-*.h5.tmp-PID`` file, which readers ignore, :func:`verify_shards` reports as a
+warning and :func:`remove_stale_temporaries` deletes (once its writer is gone).
+
+Checks: what is refused where
+-----------------------------
+Every refusal is a :class:`ShardFormatError` whose message starts with the shard's (or the
+manifest's) path; h5py/OS errors from a damaged file (e.g. ``truncated file``) are re-raised as
+one (:func:`open_shard`, :func:`shard_errors`).
+
+- :func:`write_shard` refuses records that break the format: layout, non-finite landmarks or
+  landmarks more than ``LANDMARK_MARGIN`` x S (0.25 S, the dataset readers' tolerance) outside the
+  crop, ``source_index < 0``, ``epoch < -1``, ``edited`` or mask values other than 0/1, real
+  records with a mask.
+- :class:`AugmentedShards` checks, when built (in the calling process): the manifest (readable,
+  not empty, each shard once, exactly the ``shard-*.h5`` files present), and every shard's
+  format, version, header (the same in all shards), layout, and records, epochs and real records
+  against its manifest row; this opens every shard and reads its ``epoch`` array (6 ms for 4
+  shards below). Before the first read of each shard in each process it verifies the sha256
+  (``verify_checksums=True``, the default; a DataLoader worker that is not persistent hashes
+  again every epoch). While reading it checks every record as :func:`write_shard` does,
+  vectorised: the per-record arrays once per shard, the masks once per read block of 32 records;
+  this costs nothing measurable (AugmentedShards read as fast as before the checks, within noise).
+- :func:`verify_shards` does all of that for every record and shard, checks run.json against the
+  headers, and with ``shards_planned`` in run.json fails an incomplete run
+  (``incomplete: 3 of 16 shards``; a warning with ``allow_partial=True``).
+
+The checksum costs one more read of each file: ``.venv/bin/python benchmarks/bench_shards.py
+--records 256 --sizes 256 --repeats 5 --tables checksum`` (4 shards x 64 wild crops of 256 px,
+50.9 MB; CPU ``AVX512, native bf16: yes`` per ``lafin_aug.runtime.cpu_capability()``; 2 cores shared
+with two training runs, load average 3.7, so noisy to ~20 %) measured sha256 alone at 1500 MB/s
+(7538 rec/s), and one first pass through a new dataset and DataLoader (batch 32) at::
+
+    workers  checksums off  checksums on  on/off
+          0      1612 rec/s    1330 rec/s    0.83
+          2       602 rec/s     550 rec/s    0.91
+
+i.e. about 17 % of a pass with 0 workers and 9 % with 2 (paid once with 0 or persistent workers,
+every epoch otherwise). Turn it off (``verify_checksums=False``) only for shards verified since
+they were copied (``lafin-aug verify``): then a flipped byte in an image goes unnoticed.
 
 Compression
 -----------
@@ -69,9 +108,12 @@ in-memory batches of the same shapes, managed 1039 on these two busy cores.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -82,6 +124,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from lafin_aug.data.base import OUTSIDE_TOLERANCE
 from lafin_aug.io import atomic_path, sha256_file
 from lafin_aug.runtime import distributed
 
@@ -101,7 +144,15 @@ COMPRESSIONS: dict[str, dict[str, Any]] = {
 DEFAULT_COMPRESSION = "none"
 DEFAULT_MASK_COMPRESSION = "gzip-1"
 
+#: How far (a fraction of the crop side S) a stored landmark may lie outside the crop: the dataset
+#: readers' tolerance around a photo. Crops frame their landmarks, so real records sit well inside.
+LANDMARK_MARGIN = OUTSIDE_TOLERANCE
+
 _SHARD_NAME = re.compile(r"shard-\d{5,}\.h5")
+_SHARD_GLOB = "shard-*.h5"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_TEMPORARY_GLOB = ".shard-*.h5.tmp-*"
+_TEMPORARY_NAME = re.compile(r"\.shard-\d{5,}\.h5\.tmp-(\d+)")  # lafin_aug.io.atomic_path's names
 _READ_BLOCK = 32  # records read from a shard per h5py call
 _DATASETS = ("image", "landmarks", "mask", "source_index", "epoch", "edited")
 
@@ -206,12 +257,23 @@ def _first(indices: np.ndarray, offset: int = 0, limit: int = 5) -> str:
 
 
 def _value_problems(landmarks: np.ndarray, source_index: np.ndarray, epoch: np.ndarray,
-                    edited: np.ndarray) -> list[str]:
-    """Value-range violations of the per-record arrays, naming the records."""
+                    edited: np.ndarray, size: int) -> list[str]:
+    """Value-range violations of the per-record arrays of S = `size` crops, naming the records.
+
+    Landmarks must be finite and lie within LANDMARK_MARGIN x S of the crop (as the dataset
+    readers allow around a photo); one vectorised pass over each array.
+    """
     problems = []
-    bad = np.flatnonzero(~np.isfinite(landmarks).all(axis=(1, 2)))
+    finite = np.isfinite(landmarks).all(axis=(1, 2))
+    bad = np.flatnonzero(~finite)
     if bad.size:
         problems.append(f"landmarks of records {_first(bad)} are not finite")
+    margin = LANDMARK_MARGIN * size
+    outside = ((landmarks < -margin) | (landmarks > size - 1 + margin)).any(axis=(1, 2)) & finite
+    bad = np.flatnonzero(outside)
+    if bad.size:
+        problems.append(f"landmarks of records {_first(bad)} lie more than {margin:g} px outside the "
+                        f"{size}x{size} crop")
     bad = np.flatnonzero(source_index < 0)
     if bad.size:
         problems.append(f"source_index of records {_first(bad)} is negative")
@@ -225,15 +287,39 @@ def _value_problems(landmarks: np.ndarray, source_index: np.ndarray, epoch: np.n
 
 
 def _mask_problems(mask: np.ndarray, epoch: np.ndarray, offset: int = 0) -> list[str]:
-    """Masks outside {0,1}, and real (epoch -1) records with a non-empty mask; records counted from `offset`."""
+    """Masks outside {0,1}, and real (epoch -1) records with a non-empty mask; records counted from `offset`.
+
+    One vectorised pass over the masks (their per-record maximum).
+    """
     problems = []
-    bad = np.flatnonzero((mask > 1).any(axis=(1, 2)))
+    peak = mask.max(axis=(1, 2), initial=0)
+    bad = np.flatnonzero(peak > 1)
     if bad.size:
         problems.append(f"mask of records {_first(bad, offset)} has values other than 0 and 1")
-    bad = np.flatnonzero((epoch == -1) & mask.any(axis=(1, 2)))
+    bad = np.flatnonzero((epoch == -1) & (peak > 0))
     if bad.size:
         problems.append(f"real (epoch -1) records {_first(bad, offset)} have a non-empty mask")
     return problems
+
+
+def _manifest_problems(epoch: np.ndarray, row: ManifestRow) -> list[str]:
+    """Disagreements between a shard's epoch array and its manifest row."""
+    problems = []
+    if len(epoch) != row.records:
+        problems.append(f"holds {len(epoch)} records, manifest says {row.records}")
+    epochs = tuple(int(e) for e in np.unique(epoch))
+    if epochs != row.epochs:
+        problems.append(f"holds epochs {list(epochs)}, manifest says {list(row.epochs)}")
+    real = int((epoch == -1).sum())
+    if real != row.real_records:
+        problems.append(f"holds {real} real records, manifest says {row.real_records}")
+    return problems
+
+
+def _refuse(path: Path, problems: Sequence[str]) -> None:
+    """ShardFormatError naming `path` and every problem, if there are any."""
+    if problems:
+        raise ShardFormatError(f"{path}: " + "; ".join(problems))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +359,7 @@ def write_shard(path: str | Path, header: ShardHeader, image: np.ndarray, landma
     problems = _layout_problems(header, {k: (v.shape, v.dtype) for k, v in arrays.items()})
     if not problems:
         problems = (_value_problems(arrays["landmarks"], arrays["source_index"], arrays["epoch"],
-                                    arrays["edited"])
+                                    arrays["edited"], header.size)
                     + _mask_problems(arrays["mask"], arrays["epoch"]))
     if problems:
         raise ValueError(f"{path}: refusing to write shard: " + "; ".join(problems))
@@ -313,26 +399,37 @@ def write_manifest(directory: str | Path, rows: Sequence[ManifestRow]) -> None:
 
 
 def read_manifest(directory: str | Path) -> list[ManifestRow]:
-    """The rows of ``directory/manifest.csv``; ShardFormatError naming the file and line if malformed."""
+    """The rows of ``directory/manifest.csv``; ShardFormatError naming the file (and line) if it cannot be
+    read or is malformed. An empty (header-only) manifest reads as no rows; readers refuse it."""
     path = Path(directory) / MANIFEST_NAME
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
-            raise ShardFormatError(f"{path}: header is {reader.fieldnames}, expected {list(MANIFEST_COLUMNS)}")
-        rows = []
-        for raw in reader:
-            where = f"{path}:{reader.line_num}"
-            if not _SHARD_NAME.fullmatch(raw["file"] or ""):
-                raise ShardFormatError(f"{where}: file {raw['file']!r} is not a shard name like {shard_name(0)}")
-            try:
-                epochs = tuple(int(e) for e in raw["epochs"].split(";")) if raw["epochs"] else ()
-                row = ManifestRow(raw["file"], int(raw["records"]), raw["sha256"], epochs,
-                                  int(raw["real_records"]))
-            except (TypeError, ValueError) as exc:
-                raise ShardFormatError(f"{where}: {exc}") from None
-            if not 0 <= row.real_records <= row.records:
-                raise ShardFormatError(f"{where}: real_records {row.real_records} not in 0..{row.records}")
-            rows.append(row)
+    try:
+        with open(path, newline="") as handle:
+            return _manifest_rows(csv.DictReader(handle), path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ShardFormatError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _manifest_rows(reader: csv.DictReader, path: Path) -> list[ManifestRow]:
+    """The checked rows of an open manifest."""
+    if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
+        raise ShardFormatError(f"{path}: header is {reader.fieldnames}, expected {list(MANIFEST_COLUMNS)}")
+    rows = []
+    for raw in reader:
+        where = f"{path}:{reader.line_num}"
+        if None in raw or None in raw.values():
+            raise ShardFormatError(f"{where}: expected the {len(MANIFEST_COLUMNS)} fields {list(MANIFEST_COLUMNS)}")
+        if not _SHARD_NAME.fullmatch(raw["file"]):
+            raise ShardFormatError(f"{where}: file {raw['file']!r} is not a shard name like {shard_name(0)}")
+        if not _SHA256.fullmatch(raw["sha256"]):
+            raise ShardFormatError(f"{where}: sha256 {raw['sha256']!r} is not 64 lowercase hex digits")
+        try:
+            epochs = tuple(int(e) for e in raw["epochs"].split(";")) if raw["epochs"] else ()
+            row = ManifestRow(raw["file"], int(raw["records"]), raw["sha256"], epochs, int(raw["real_records"]))
+        except (TypeError, ValueError) as exc:
+            raise ShardFormatError(f"{where}: {exc}") from None
+        if not 0 <= row.real_records <= row.records:
+            raise ShardFormatError(f"{where}: real_records {row.real_records} not in 0..{row.records}")
+        rows.append(row)
     return rows
 
 
@@ -376,12 +473,34 @@ def _check_format(handle: h5py.File, path: Path) -> None:
                                f"lafin-aug reads version {SHARD_VERSION} (upgrade lafin-aug or regenerate)")
 
 
-def open_shard(path: str | Path) -> h5py.File:
-    """Open a shard read-only after checking its format and version; the caller closes it."""
-    path = Path(path)
-    handle = h5py.File(path, "r")
+@contextlib.contextmanager
+def shard_errors(path: str | Path) -> Iterator[None]:
+    """Re-raise what h5py (or the OS) raises inside the block as ShardFormatError naming `path`.
+
+    For code that reads an open shard's datasets itself: a damaged file makes h5py raise OSError,
+    KeyError, RuntimeError or ValueError with messages that name no file.
+    """
     try:
-        _check_format(handle, path)
+        yield
+    except ShardFormatError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        raise ShardFormatError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def open_shard(path: str | Path) -> h5py.File:
+    """Open a shard read-only after checking its format and version; the caller closes it.
+
+    ShardFormatError naming the file when it is missing, not HDF5, damaged (e.g. truncated), or of
+    another format or version. Reads from the returned handle can still hit damaged data: wrap them
+    in :func:`shard_errors` for errors that name the file.
+    """
+    path = Path(path)
+    with shard_errors(path):
+        handle = h5py.File(path, "r")
+    try:
+        with shard_errors(path):
+            _check_format(handle, path)
     except ShardFormatError:
         handle.close()
         raise
@@ -390,7 +509,8 @@ def open_shard(path: str | Path) -> h5py.File:
 
 def _header(handle: h5py.File, path: Path) -> ShardHeader:
     """The ShardHeader stored in an open shard's attributes."""
-    values = {f.name: _attr(handle.attrs, f.name, path) for f in fields(ShardHeader)}
+    with shard_errors(path):
+        values = {f.name: _attr(handle.attrs, f.name, path) for f in fields(ShardHeader)}
     return ShardHeader(**values)
 
 
@@ -402,10 +522,48 @@ def read_shard_header(path: str | Path) -> ShardHeader:
 
 def _row_from_file(path: Path) -> ManifestRow:
     """A manifest row computed from a lone shard file (no checksum)."""
-    with open_shard(path) as handle:
+    with open_shard(path) as handle, shard_errors(path):
         epoch = handle["epoch"][:]
     return ManifestRow(path.name, len(epoch), "", tuple(int(e) for e in np.unique(epoch)),
                        int((epoch == -1).sum()))
+
+
+def _structure(handle: h5py.File, path: Path, row: ManifestRow) -> tuple[ShardHeader, np.ndarray | None, list[str]]:
+    """Header, epoch array (None when the layout is broken) and structural problems of an open shard:
+    datasets present with the header's shapes and dtypes, counts and epochs agreeing with `row`."""
+    header = _header(handle, path)
+    with shard_errors(path):
+        missing = [name for name in _DATASETS if name not in handle]
+        if missing:
+            return header, None, [f"missing datasets {missing}"]
+        problems = _layout_problems(header, {k: (handle[k].shape, handle[k].dtype) for k in _DATASETS})
+        if problems:
+            return header, None, problems
+        epoch = handle["epoch"][:]
+    return header, epoch, _manifest_problems(epoch, row)
+
+
+def _header_differences(header: ShardHeader, reference: ShardHeader) -> list[str]:
+    """`key value != reference value` for each header field that differs."""
+    return [f"{k} {v!r} != {getattr(reference, k)!r}" for k, v in asdict(header).items()
+            if v != getattr(reference, k)]
+
+
+def _listing_problems(directory: Path, rows: Sequence[ManifestRow]) -> list[Finding]:
+    """Manifest rows against the shard files present: empty, duplicated, unlisted or missing."""
+    names = [row.name for row in rows]
+    problems = []
+    if not rows:
+        problems.append(Finding(MANIFEST_NAME, "lists no shards"))
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Finding(name, f"listed more than once in {MANIFEST_NAME}"))
+    for path in sorted(directory.glob(_SHARD_GLOB)):
+        if path.name not in names:
+            problems.append(Finding(path.name, f"present but not listed in {MANIFEST_NAME}"))
+    for name in dict.fromkeys(names):
+        if not (directory / name).is_file():
+            problems.append(Finding(name, f"listed in {MANIFEST_NAME} but missing"))
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,71 +573,78 @@ def _row_from_file(path: Path) -> ManifestRow:
 def _inspect(path: Path, row: ManifestRow) -> tuple[ShardHeader, list[str]]:
     """Header of one shard and its departures from the format and from its manifest row."""
     with open_shard(path) as handle:
-        header = _header(handle, path)
-        missing = [name for name in _DATASETS if name not in handle]
-        if missing:
-            return header, [f"missing datasets {missing}"]
-        problems = _layout_problems(header, {k: (handle[k].shape, handle[k].dtype) for k in _DATASETS})
-        if problems:
+        header, epoch, problems = _structure(handle, path, row)
+        if epoch is None:
             return header, problems
-        epoch = handle["epoch"][:]
-        if len(epoch) != row.records:
-            problems.append(f"holds {len(epoch)} records, manifest says {row.records}")
-        problems += _value_problems(handle["landmarks"][:], handle["source_index"][:], epoch,
-                                    handle["edited"][:])
-        block = 256
-        for start in range(0, len(epoch), block):
-            problems += _mask_problems(handle["mask"][start:start + block], epoch[start:start + block], start)
-        epochs = tuple(int(e) for e in np.unique(epoch))
-        if epochs != row.epochs:
-            problems.append(f"holds epochs {list(epochs)}, manifest says {list(row.epochs)}")
-        real = int((epoch == -1).sum())
-        if real != row.real_records:
-            problems.append(f"holds {real} real records, manifest says {row.real_records}")
+        with shard_errors(path):
+            problems += _value_problems(handle["landmarks"][:], handle["source_index"][:], epoch,
+                                        handle["edited"][:], header.size)
+            block = 256
+            for start in range(0, len(epoch), block):
+                problems += _mask_problems(handle["mask"][start:start + block], epoch[start:start + block], start)
     return header, problems
 
 
-def verify_shards(directory: str | Path) -> VerifyReport:
-    """Check every shard of a directory against manifest.csv, run.json and the format guarantees."""
+def _completeness(directory: Path, rows: Sequence[ManifestRow],
+                  config: Mapping[str, Any]) -> tuple[list[Finding], Finding | None]:
+    """(failures, the `incomplete` finding or None) of the shards listed against run.json's
+    ``shards_planned``; nothing when run.json has no such key."""
+    planned = config.get("shards_planned")
+    if planned is None:
+        return [], None
+    if not isinstance(planned, int) or isinstance(planned, bool) or planned < 1:
+        return [Finding(RUN_CONFIG_NAME, f"shards_planned is {planned!r}, expected a positive integer")], None
+    present = {row.name for row in rows if (directory / row.name).is_file()}
+    beyond = sorted(name for name in present if int(name[len("shard-"):-len(".h5")]) >= planned)
+    failures = [Finding(name, f"beyond the {planned} shards planned in {RUN_CONFIG_NAME} "
+                              f"(shards_planned: {shard_name(0)} to {shard_name(planned - 1)})") for name in beyond]
+    if len(present) - len(beyond) < planned:
+        return failures, Finding(MANIFEST_NAME, f"incomplete: {len(present) - len(beyond)} of {planned} shards "
+                                                f"(shards_planned in {RUN_CONFIG_NAME}); rerun the generate "
+                                                f"command to finish")
+    return failures, None
+
+
+def verify_shards(directory: str | Path, allow_partial: bool = False) -> VerifyReport:
+    """Check every shard of a directory against manifest.csv, run.json and the format guarantees.
+
+    A run.json with ``shards_planned`` makes fewer shards than planned a failure
+    (``incomplete: 3 of 16 shards``), or only a warning with ``allow_partial=True``; without that
+    key completeness is not judged.
+    """
     directory = Path(directory)
     report = VerifyReport(str(directory))
     try:
         rows = read_manifest(directory)
-    except (OSError, ShardFormatError) as exc:
+    except ShardFormatError as exc:
         report.failures.append(Finding(MANIFEST_NAME, str(exc)))
         return report
 
-    names = [row.name for row in rows]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        report.failures.append(Finding(name, "listed more than once in manifest.csv"))
-    for path in sorted(directory.glob("shard-*.h5")):
-        if path.name not in names:
-            report.failures.append(Finding(path.name, "present but not listed in manifest.csv"))
-    for path in sorted(directory.glob(".shard-*.h5.tmp-*")):
-        report.warnings.append(Finding(path.name, "temporary file of an interrupted write; safe to delete"))
+    report.failures += _listing_problems(directory, rows)
+    for path in sorted(directory.glob(_TEMPORARY_GLOB)):
+        report.warnings.append(Finding(path.name, "temporary file of an interrupted write; safe to delete "
+                                                  "(remove_stale_temporaries)"))
 
     reference: tuple[str, ShardHeader] | None = None
     for row in rows:
         path = directory / row.name
         if not path.is_file():
-            report.failures.append(Finding(row.name, "listed in manifest.csv but missing"))
-            continue
+            continue  # reported by _listing_problems
         digest = sha256_file(path)
         if digest != row.sha256:
             report.failures.append(Finding(row.name, f"sha256 {digest} differs from manifest {row.sha256}"))
         try:
             header, problems = _inspect(path, row)
         except Exception as exc:  # any failure to read is a finding, not a crash
-            report.failures.append(Finding(row.name, f"cannot be read: {exc}"))
+            message = str(exc).removeprefix(f"{path}: ")
+            report.failures.append(Finding(row.name, message if isinstance(exc, ShardFormatError)
+                                           else f"cannot be read: {exc}"))
             continue
         report.failures += [Finding(row.name, p) for p in problems]
         if reference is None:
             reference = (row.name, header)
-        else:
-            diffs = [f"{k} {v!r} != {getattr(reference[1], k)!r}" for k, v in asdict(header).items()
-                     if v != getattr(reference[1], k)]
-            if diffs:
-                report.failures.append(Finding(row.name, f"header differs from {reference[0]}: " + ", ".join(diffs)))
+        elif diffs := _header_differences(header, reference[1]):
+            report.failures.append(Finding(row.name, f"header differs from {reference[0]}: " + ", ".join(diffs)))
         report.shards += 1
         report.records += row.records
 
@@ -492,7 +657,46 @@ def verify_shards(directory: str | Path) -> VerifyReport:
             for key, value in asdict(reference[1]).items():
                 if key in config and config[key] != value:
                     report.failures.append(Finding(RUN_CONFIG_NAME, f"{key} is {config[key]!r}, shards say {value!r}"))
+        failures, incomplete = _completeness(directory, rows, config)
+        report.failures += failures
+        if incomplete is not None:
+            (report.warnings if allow_partial else report.failures).append(incomplete)
     return report
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a reused id counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | Path, min_age: float = 60.0) -> list[Path]:
+    """Delete the ``.shard-*.h5.tmp-PID`` files hard-killed writers left in `directory`; the paths removed.
+
+    A file is stale when its writer's PID runs no process on this machine and it has not been
+    modified for `min_age` seconds (a live writer on another machine sharing the directory keeps
+    its file fresh: shards are written in one go after inpainting). Call it before resuming.
+    """
+    removed, now = [], time.time()
+    for path in sorted(Path(directory).glob(_TEMPORARY_GLOB)):
+        match = _TEMPORARY_NAME.fullmatch(path.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            if now - path.stat().st_mtime < min_age:
+                continue
+            path.unlink()
+        except FileNotFoundError:  # another process removed it first
+            continue
+        removed.append(path)
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,6 +731,28 @@ def to_record(raw: _Raw) -> dict[str, Any]:
     }
 
 
+def _listed_rows(directory: Path) -> list[ManifestRow]:
+    """The manifest rows of a shard directory, refused unless they list exactly the shard files present."""
+    rows = read_manifest(directory)
+    problems = _listing_problems(directory, rows)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise ShardFormatError(f"{directory / first.file}: {first.message}{more}; "
+                               f"run `lafin-aug verify {directory}`")
+    return rows
+
+
+def _file_row(path: Path) -> ManifestRow:
+    """A lone shard file's row: its directory's manifest row when that lists it (with the checksum),
+    else one computed from the file (no checksum to verify)."""
+    if (path.parent / MANIFEST_NAME).is_file():
+        for row in read_manifest(path.parent):
+            if row.name == path.name:
+                return row
+    return _row_from_file(path)
+
+
 class AugmentedShards(IterableDataset):
     """Records of a shard directory (or one shard file) as training samples.
 
@@ -535,6 +761,22 @@ class AugmentedShards(IterableDataset):
     rarely need it and it is a quarter of the float bytes to pass between processes), ``epoch``
     int (-1 for a real crop), ``source_index`` int, ``edited`` bool; ``transform(record) -> record``
     is applied last. ``include_real=False`` drops the epoch -1 records.
+
+    Checks (every failure a ShardFormatError whose message starts with the shard or manifest path;
+    raised in the DataLoader worker that reads, which the DataLoader re-raises in the caller):
+
+    - when built (``__init__``, in the calling process): the manifest lists exactly the
+      ``shard-*.h5`` files present, each once, and at least one; every shard opens as HDF5 with
+      this format and version, has the six datasets with the header's shapes and dtypes, shares
+      the first shard's header, and matches its manifest row (records, epochs, real records);
+    - before the first read of each shard in each process (``verify_checksums=True``, the
+      default): its sha256 against the manifest. This reads the whole file once more; with
+      ``num_workers > 0`` and non-persistent workers, every epoch (see the module docstring for
+      the measured cost). A lone shard file outside a directory whose manifest lists it has no
+      checksum to verify;
+    - while reading, vectorised: per shard, landmarks finite and within LANDMARK_MARGIN x S of
+      the crop, source_index >= 0, epoch >= -1, edited in {0,1}; per read block, masks in {0,1}
+      and empty for real records. Any h5py/OS error reading a shard becomes ShardFormatError.
 
     Splitting: the consumers are the DataLoader workers of every rank, C = world_size x
     num_workers, consumer k = rank x num_workers + worker id. The records of one pass, in this
@@ -552,17 +794,18 @@ class AugmentedShards(IterableDataset):
     Call :meth:`set_epoch` before each epoch, as with DistributedSampler (with
     ``persistent_workers=True`` the workers keep the epoch they were started with).
 
-    Shard files are opened inside ``__iter__``, i.e. in the worker, so fork and spawn workers both work.
+    Shard files are (re)opened inside ``__iter__``, i.e. in the worker, so fork and spawn workers both work.
     """
 
     def __init__(self, path_or_dir: str | Path, shuffle: bool = True, seed: int = 0, buffer_size: int = 256,
                  include_real: bool = True, transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 rank: int | None = None, world_size: int | None = None):
+                 rank: int | None = None, world_size: int | None = None, verify_checksums: bool = True):
         path = Path(path_or_dir)
         if path.is_dir():
-            self.directory, self.rows = path, read_manifest(path)
+            self.directory, self.rows = path, _listed_rows(path)
         else:
-            self.directory, self.rows = path.parent, [_row_from_file(path)]
+            self.directory, self.rows = path.parent, [_file_row(path)]
+        self.header = self._check_structure()
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         found_rank, found_world = distributed()
@@ -572,7 +815,24 @@ class AugmentedShards(IterableDataset):
             raise ValueError(f"rank {self.rank} is not in 0..{self.world_size - 1}")
         self.shuffle, self.seed, self.buffer_size = shuffle, seed, buffer_size
         self.include_real, self.transform = include_real, transform
+        self.verify_checksums = verify_checksums
+        self._verified: set[str] = set()  # shards whose checksum this process has verified
         self.epoch = 0
+
+    def _check_structure(self) -> ShardHeader:
+        """The shared header, after the structural checks of every shard (see the class docstring)."""
+        reference: tuple[Path, ShardHeader] | None = None
+        for row in self.rows:
+            path = self.directory / row.name
+            with open_shard(path) as handle:
+                header, _, problems = _structure(handle, path, row)
+            _refuse(path, problems)
+            if reference is None:
+                reference = (path, header)
+            elif diffs := _header_differences(header, reference[1]):
+                raise ShardFormatError(f"{path}: header differs from {reference[0].name}: " + ", ".join(diffs))
+        assert reference is not None  # _listed_rows refuses an empty manifest
+        return reference[1]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the shuffle of this epoch (deterministic in (seed, epoch))."""
@@ -604,27 +864,40 @@ class AugmentedShards(IterableDataset):
             record = to_record(raw)
             yield self.transform(record) if self.transform is not None else record
 
+    def _verify_checksum(self, row: ManifestRow, path: Path) -> None:
+        """ShardFormatError unless the file's sha256 is the manifest's (once per shard and process)."""
+        if not self.verify_checksums or not row.sha256 or row.name in self._verified:
+            return
+        with shard_errors(path):
+            digest = sha256_file(path)
+        if digest != row.sha256:
+            raise ShardFormatError(f"{path}: sha256 {digest} differs from {row.sha256} in "
+                                   f"{self.directory / MANIFEST_NAME}: the file was damaged or changed after "
+                                   f"it was written")
+        self._verified.add(row.name)
+
     def _read(self, row: ManifestRow, start: int, stop: int,
               rng: np.random.Generator | None) -> Iterator[_Raw]:
-        """Records start..stop (counting only the included ones) of one shard, read blockwise and
-        copied out of the block, so a shuffle buffer holds only the uint8 records it needs."""
+        """Records start..stop (counting only the included ones) of one shard, checked, read blockwise
+        and copied out of the block, so a shuffle buffer holds only the uint8 records it needs."""
         path = self.directory / row.name
+        self._verify_checksum(row, path)
         with open_shard(path) as handle:
-            epoch = handle["epoch"][:]
-            if len(epoch) != row.records or int((epoch == -1).sum()) != row.real_records:
-                raise ShardFormatError(f"{path}: contents disagree with {MANIFEST_NAME} "
-                                       f"(run verify_shards on {self.directory})")
+            with shard_errors(path):
+                epoch, landmarks = handle["epoch"][:], handle["landmarks"][:]
+                source_index, edited = handle["source_index"][:], handle["edited"][:]
+            _refuse(path, _manifest_problems(epoch, row)
+                    + _value_problems(landmarks, source_index, epoch, edited, self.header.size))
             selected = np.arange(len(epoch)) if self.include_real else np.flatnonzero(epoch != -1)
             selected = selected[start:stop]
-            landmarks = handle["landmarks"][:]
-            source_index = handle["source_index"][:]
-            edited = handle["edited"][:]
             blocks = [selected[i:i + _READ_BLOCK] for i in range(0, len(selected), _READ_BLOCK)]
             if rng is not None:
                 blocks = [blocks[i] for i in rng.permutation(len(blocks))]
             for block in blocks:
                 first, last = int(block[0]), int(block[-1]) + 1
-                images, masks = handle["image"][first:last], handle["mask"][first:last]
+                with shard_errors(path):
+                    images, masks = handle["image"][first:last], handle["mask"][first:last]
+                _refuse(path, _mask_problems(masks, epoch[first:last], first))
                 for i in block:
                     yield (images[i - first].copy(), landmarks[i].copy(), masks[i - first].copy(),
                            int(epoch[i]), int(source_index[i]), bool(edited[i]))

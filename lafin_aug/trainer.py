@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import math
 import signal
 import time
 from abc import ABC, abstractmethod
@@ -131,6 +132,14 @@ def interruptible() -> Iterator[dict[str, bool]]:
                 signal.signal(sig, old)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run after its checkpoint was saved; the message says how to continue."""
+
+
+class NonFiniteLoss(ValueError):
+    """A training step gave a NaN or infinite loss; the run stopped without saving that step."""
+
+
 class Trainer(ABC):
     """The loop every trainer shares: setup, progress bar, CSV log, samples, checkpoints, resume, Ctrl-C.
 
@@ -139,7 +148,8 @@ class Trainer(ABC):
     `stateful()` (the modules and optimisers to checkpoint by name), `header_fields()` (family,
     model config, size, points, losses of the checkpoint header), `batch`, `train_step`, `train` and
     optionally `sample`. `config` needs seed, device, precision, steps, batch, log_every,
-    sample_every and checkpoint_every. `self.precision` is the resolved precision (fp32 or bf16).
+    sample_every and checkpoint_every. `self.precision` is the resolved precision (fp32 or bf16);
+    `self.data_info` (faces read, records skipped) goes into config.json when the subclass sets it.
     """
 
     name = "model"
@@ -154,13 +164,13 @@ class Trainer(ABC):
         self.precision = resolve_precision(config.precision, self.device)
         self.rank, self.world = init_distributed(self.device)
         self.step = 0
-        self.interrupted = False
         torch.manual_seed(config.seed)
 
     def _start(self, resume: bool) -> None:
         """Write config.json (rank 0), restore the last checkpoint when resuming, open the log."""
         if self.rank == 0:
-            self.run.prepare({"header": self.header().to_dict(), "world_size": self.world}, resume)
+            self.run.prepare({"header": self.header().to_dict(), "world_size": self.world,
+                              "data": getattr(self, "data_info", {})}, resume)
         if resume:
             header, state = read_checkpoint(self.run.last, self.format)
             if header.train_config != to_dict(self.config):
@@ -204,8 +214,11 @@ class Trainer(ABC):
         """Write a picture of the model's current output on `batch` (optional)."""
 
     def fit(self, until: int | None = None) -> Path:
-        """Train until config.steps (or the earlier step `until`); Ctrl-C or SIGTERM saves a checkpoint
-        and returns early. Returns last.pt."""
+        """Train until config.steps (or the earlier step `until`); returns last.pt.
+
+        Ctrl-C or SIGTERM saves a checkpoint, then raises TrainingInterrupted; a non-finite loss
+        raises NonFiniteLoss naming the step, leaving the last checkpoint as it was.
+        """
         cfg = self.config
         stop = cfg.steps if until is None else min(until, cfg.steps)
         main = self.rank == 0
@@ -217,6 +230,10 @@ class Trainer(ABC):
                 started = time.perf_counter()
                 batch = self.batch(self.step)
                 values = self.train_step(batch)
+                bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+                if bad:
+                    raise NonFiniteLoss(f"{self.run.path}: non-finite loss at step {self.step + 1} ({bad}); the run "
+                                        f"stopped without saving it (NaN labels or a diverging model?)")
                 self.step += 1
                 rate = cfg.batch * self.world / (time.perf_counter() - started)
                 last = self.step == stop
@@ -231,8 +248,8 @@ class Trainer(ABC):
                 bar.set_postfix(loss=f"{values['total']:.4f}", img_s=f"{rate:.1f}")
                 bar.update(1)
                 if interrupt["stop"]:
-                    log.warning("stopped at step %d; continue with --resume", self.step)
-                    self.interrupted = True
-                    break
+                    bar.close()
+                    raise TrainingInterrupted(f"interrupted at step {self.step}; continue with --resume "
+                                              f"(checkpoint {self.run.last})")
         bar.close()
         return self.run.last

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from lafin_aug.io import atomic_path
-from lafin_aug.shards import open_shard, read_manifest
+from lafin_aug.shards import open_shard, read_manifest, shard_errors
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _PREVIEW_MIN_TILE = 128  # preview tiles smaller than this are enlarged (nearest neighbour)
@@ -159,7 +159,7 @@ def preview_shards(directory: str | Path, out_png: str | Path, n: int = 16, seed
     augmented: list[tuple[str, int]] = []
     real: dict[int, tuple[str, int]] = {}
     for row in rows:
-        with open_shard(directory / row.name) as handle:
+        with open_shard(directory / row.name) as handle, shard_errors(directory / row.name):
             epoch, source = handle["epoch"][:], handle["source_index"][:]
         augmented += [(row.name, int(i)) for i in np.flatnonzero(epoch != -1)]
         for i in np.flatnonzero(epoch == -1):
@@ -171,13 +171,13 @@ def preview_shards(directory: str | Path, out_png: str | Path, n: int = 16, seed
     triplets = []
     for pick in picks:
         name, i = augmented[pick]
-        with open_shard(directory / name) as handle:
+        with open_shard(directory / name) as handle, shard_errors(directory / name):
             image, mask, landmarks = handle["image"][i], handle["mask"][i], handle["landmarks"][i]
             source, epoch, edited = int(handle["source_index"][i]), int(handle["epoch"][i]), bool(handle["edited"][i])
         factor = max(1, math.ceil(_PREVIEW_MIN_TILE / image.shape[0]))
         if source in real:
             real_name, j = real[source]
-            with open_shard(directory / real_name) as handle:
+            with open_shard(directory / real_name) as handle, shard_errors(directory / real_name):
                 real_tile = _enlarge(handle["image"][j], factor)
         else:
             real_tile = np.full_like(_enlarge(image, factor), 128)

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -184,3 +189,35 @@ def test_on_the_fly_matches_the_generated_records(inpainter, bank, tmp_path):
         assert np.array_equal(record["mask"][0].numpy(), stored["mask"][k])
         image = (record["image"].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
         assert np.abs(image.astype(int) - stored["image"][k].astype(int)).max() <= 1
+
+
+def test_a_directory_holds_one_configuration(inpainter, bank, tmp_path):
+    out = tmp_path / "shards"
+    generate(config_for(inpainter, epochs=1), out, bank=bank, progress=False)
+    before = read_all(out)
+    for change, option in [({"epochs": 2}, "--epochs (1 there, 2 here)"), ({"seed": 7}, "--seed (0 there, 7 here)"),
+                           ({"mask_buckets": ("10-20",)}, "--mask-buckets"), ({"edit": 0.5}, "--edit")]:
+        with pytest.raises(ValueError, match=rf"{re.escape(str(out))} holds shards made with another "
+                                             rf"{re.escape(option)}.*use another --out"):
+            generate(config_for(inpainter, **{"epochs": 1, **change}), out, bank=bank, progress=False)
+    again = generate(config_for(inpainter, epochs=1, workers=1, batch=2), out, bank=bank, progress=False)
+    assert again.shards_written == 0 and again.shards_skipped == again.shards_total  # batch/workers change nothing
+    after = read_all(out)
+    assert all(np.array_equal(before[key], after[key]) for key in before)
+    run = json.loads((out / "run.json").read_text())
+    assert run["faces"] == 10 and run["shards_planned"] == 3 and run["identity"]["epochs"] == 1
+
+
+def test_concurrent_runs_of_one_configuration_write_one_complete_directory(inpainter, tmp_path):
+    out = tmp_path / "shards"
+    command = [sys.executable, "-m", "lafin_aug.cli.main", "generate", "--count", "10", "--inpainter", inpainter,
+               "--epochs", "2", "--shard-size", "4", "--device", "cpu", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    assert [run.wait(timeout=300) for run in runs] == [0, 0], [run.stderr.read()[-2000:] for run in runs]
+    assert verify_shards(out).ok
+    records = read_all(out)
+    assert len(records["epoch"]) == 30 and len({(int(s), int(e)) for s, e in
+                                                zip(records["source_index"], records["epoch"])}) == 30
+    other = subprocess.run([*command[:-1], str(out), "--seed", "8"], env=env, capture_output=True, text=True)
+    assert other.returncode == 1 and "holds shards made with another --seed (0 there, 8 here)" in other.stderr

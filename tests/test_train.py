@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
+from lafin_aug.cli.main import main
 
 from lafin_aug.checkpoint import load_checkpoint
 from lafin_aug.data import open_dataset
@@ -19,6 +21,7 @@ from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
 from lafin_aug.inpainters import Conditions, load_inpainter
 from lafin_aug.inpainters.lafin.config import LafinTrainConfig
 from lafin_aug.inpainters.lafin.trainer import LafinTrainer
+from lafin_aug.trainer import NonFiniteLoss, TrainingInterrupted
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG-19")
 
@@ -109,9 +112,37 @@ def test_interrupt_saves_a_checkpoint_and_stops(bank, tmp_path):
         return values
 
     trainer.train_step = step_then_interrupt
-    trainer.fit()
-    assert trainer.step == 3 and trainer.interrupted
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 3; continue with --resume"):
+        trainer.fit()
+    assert trainer.step == 3
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["header"]["step"] == 3
+
+
+def test_ctrl_c_on_the_command_line_exits_130_saying_how_to_continue(tmp_path, monkeypatch):
+    real_step = LafinTrainer.train_step
+
+    def step_then_interrupt(self, batch):
+        values = real_step(self, batch)
+        if self.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return values
+
+    monkeypatch.setattr(LafinTrainer, "train_step", step_then_interrupt)
+    result = CliRunner().invoke(main, ["train", "inpainter", "--count", "4", "--size", "32", "--steps", "5",
+                                       "--batch", "2", "--model", "width=8", "--model", "blocks=1",
+                                       "--model", "vgg_weights=off", "--device", "cpu", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 130
+    assert f"interrupted at step 2; continue with --resume (checkpoint {tmp_path / 'r'}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_non_finite_loss_stops_the_run_naming_the_step(bank, tmp_path):
+    trainer = LafinTrainer(inpainter_config(steps=6, checkpoint_every=2), tmp_path / "run", bank=bank, progress=False)
+    real_step = trainer.train_step
+    trainer.train_step = lambda batch: {**real_step(batch), **({"pixel": float("nan")} if trainer.step == 3 else {})}
+    with pytest.raises(NonFiniteLoss, match=r"non-finite loss at step 4 \({'pixel': nan}\)"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["header"]["step"] == 2
 
 
 def test_detector_learns_and_resumes_exactly(bank, tmp_path):

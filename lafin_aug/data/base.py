@@ -58,7 +58,7 @@ class Record:
 
 @dataclass
 class SkipLog:
-    """Records skipped under the skip policy, counted by reason."""
+    """Records skipped under the skip policy: counted by reason, every error kept in order."""
 
     reasons: Counter = field(default_factory=Counter)
     errors: list[DatasetError] = field(default_factory=list)
@@ -72,13 +72,27 @@ class SkipLog:
     def total(self) -> int:
         return sum(self.reasons.values())
 
+    def by_reason(self) -> str:
+        """The counts, most common first: "point_count 3, missing_image 1" ("" when none)."""
+        return ", ".join(f"{reason} {count}" for reason, count in self.reasons.most_common())
+
+    def first_sources(self, limit: int) -> list[str]:
+        """`file[:line] (reason)` of the first `limit` skipped records, in the order they were met."""
+        return [f"{error.source}{'' if error.line is None else f':{error.line}'} ({error.reason})"
+                for error in self.errors[:max(limit, 0)]]
+
 
 def parse_points(values: Sequence[str] | Sequence[float], expected: int | None, source: str | Path,
                  line: int | None = None) -> np.ndarray:
-    """Flat x,y values -> float32 [P,2]; DatasetError on a wrong count or a non-finite value."""
+    """Flat x,y values -> float32 [P,2]; DatasetError on a wrong count or a non-finite value.
+
+    Values are numbers or number strings; booleans (a Python bool is an int) are not numbers here.
+    """
     try:
+        if any(isinstance(v, (bool, np.bool_)) for v in values):
+            raise TypeError("a boolean is not a coordinate")
         flat = np.asarray([float(v) for v in values], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DatasetError(source, f"non-numeric landmark value ({exc})", line, "non_numeric") from None
     if flat.size % 2:
         raise DatasetError(source, f"odd number of landmark values ({flat.size})", line, "point_count")
@@ -90,12 +104,29 @@ def parse_points(values: Sequence[str] | Sequence[float], expected: int | None, 
     return points.astype(np.float32)
 
 
+def outside_root(root: str | Path, path: str | Path) -> Path | None:
+    """Where `path` really is when, with every link followed, it lies outside root's real path; else None."""
+    real = Path(os.path.realpath(path))
+    return None if real.is_relative_to(os.path.realpath(root)) else real
+
+
 def resolve_inside(root: Path, name: str, source: str | Path, line: int | None = None) -> Path:
-    """root/name, refusing names that escape root (absolute paths, `..`)."""
+    """root/name, refusing names that escape root: absolute paths, `..`, or links to a file outside it.
+
+    The check is made on real paths (links of root and name followed), so a link inside root to
+    another file inside root is fine. The path is returned as named (`root/name`), which opens the
+    file that was checked.
+    """
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise DatasetError(source, f"bad image name {name!r}", line, "malformed")
     root_abs = Path(os.path.abspath(root))
-    path = Path(os.path.normpath(root_abs / name))
-    if not path.is_relative_to(root_abs):
+    path = root_abs / name
+    if not Path(os.path.normpath(path)).is_relative_to(root_abs):
         raise DatasetError(source, f"image name {name!r} escapes the dataset root {root}", line, "path_escape")
+    real = outside_root(root_abs, path)
+    if real is not None:
+        raise DatasetError(source, f"image {name!r} is a link to {real}, outside the dataset root {root}", line,
+                           "path_escape")
     if not path.is_file():
         raise DatasetError(source, f"image {path} does not exist", line, "missing_image")
     return path
@@ -212,11 +243,15 @@ class FaceReader(Sequence[Face], ABC):
                 self.reject(error)
 
     def describe(self) -> dict[str, Any]:
-        """Counts for `lafin-aug stats`: faces, points, skipped (by reason), image size range."""
+        """Counts for `lafin-aug stats`: faces, points, skipped (by reason), image size range.
+
+        When no face is usable the dict also holds "warning", a one-line str that says so and why
+        (see :meth:`skipped_summary`); the key is absent otherwise.
+        """
         sizes = self.validate()
         heights = [h for h, _ in sizes]
         widths = [w for _, w in sizes]
-        return {
+        summary = {
             "dataset": self.kind,
             "root": str(self.root) if self.root is not None else None,
             "split": self.split,
@@ -227,6 +262,34 @@ class FaceReader(Sequence[Face], ABC):
             "height": [min(heights), max(heights)] if sizes else None,
             "width": [min(widths), max(widths)] if sizes else None,
         }
+        if not len(self):
+            where = f" under {self.root}" if self.root is not None else ""
+            why = (f": {self.skipped.total} skipped ({self.skipped.by_reason()}; first: "
+                   f"{', '.join(self.skipped.first_sources(3))})" if self.skipped.total else ": no records found")
+            summary["warning"] = _one_line(f"no usable faces{where} ({self.kind}, split {self.split}){why}")
+        return summary
+
+    def skipped_summary(self, limit: int = 5) -> str:
+        """One line on the records skipped so far, "" when none: the count by reason and the first `limit` sources.
+
+        E.g. "skipped 3 records under data/wild: point_count 2, missing_image 1; first: a.pts:71
+        (point_count), b.pts (missing_image), c.pts:40 (point_count)". Records dropped by
+        :meth:`validate` or while iterating count once they have been met.
+        """
+        skipped = self.skipped
+        if not skipped.total:
+            return ""
+        where = f" under {self.root}" if self.root is not None else ""
+        first = skipped.first_sources(limit)
+        more = f" (+{skipped.total - len(first)} more)" if skipped.total > len(first) else ""
+        listed = f"; first: {', '.join(first)}{more}" if first else ""
+        records = "record" if skipped.total == 1 else "records"
+        return _one_line(f"skipped {skipped.total} {records}{where}: {skipped.by_reason()}{listed}")
+
+
+def _one_line(text: str) -> str:
+    """`text` with line breaks (from file names or quoted values) folded into spaces."""
+    return " ".join(text.splitlines())
 
 
 #: dataset kind -> reader class; each reader module registers its class with `register_reader`

@@ -20,11 +20,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FaceCrops:
-    """Face crops of one reader: images [N,S,S,3] uint8, landmarks [N,P,2] float32, reader indices [N]."""
+    """Face crops of one reader: images [N,S,S,3] uint8, landmarks [N,P,2] float32, reader indices [N],
+    and `skipped`, a one-line account of the records the reader skipped ("" when none)."""
 
     images: np.ndarray
     landmarks: np.ndarray
     source_index: np.ndarray
+    skipped: str = ""
 
     def __len__(self) -> int:
         return len(self.images)
@@ -39,7 +41,7 @@ class FaceCrops:
 
     def subset(self, indices: np.ndarray) -> FaceCrops:
         """The crops at `indices` (e.g. a fraction of the training set)."""
-        return FaceCrops(self.images[indices], self.landmarks[indices], self.source_index[indices])
+        return FaceCrops(self.images[indices], self.landmarks[indices], self.source_index[indices], self.skipped)
 
 
 def crop_dataset(reader: FaceReader, size: int, progress: bool = True) -> FaceCrops:
@@ -57,8 +59,10 @@ def crop_dataset(reader: FaceReader, size: int, progress: bool = True) -> FaceCr
         landmarks.append(cropped.landmarks)
         kept.append(index)
     if not images:
-        raise ValueError(f"{reader.kind} dataset at {reader.root} ({reader.split}) has no usable faces")
-    return FaceCrops(np.stack(images), np.stack(landmarks).astype(np.float32), np.asarray(kept, np.int64))
+        raise ValueError(f"{reader.kind} dataset at {reader.root} ({reader.split}) has no usable faces"
+                         + (f": {reader.skipped_summary()}" if reader.skipped.total else ""))
+    return FaceCrops(np.stack(images), np.stack(landmarks).astype(np.float32), np.asarray(kept, np.int64),
+                     reader.skipped_summary())
 
 
 def masked_batch(bank: FaceCrops, indices: np.ndarray, epochs: np.ndarray, seed: int,
@@ -87,9 +91,7 @@ def masked_batch(bank: FaceCrops, indices: np.ndarray, epochs: np.ndarray, seed:
 
 def load_crops(spec: DatasetSpec, size: int, progress: bool = True) -> FaceCrops:
     """Every usable face of `spec` cropped to size×size (bad records skipped and reported)."""
-    reader = open_reader(spec)
-    crops = crop_dataset(reader, size, progress=progress)
-    if reader.skipped.total:
-        log.warning("%s %s: skipped %d bad records %s", spec.dataset, spec.root, reader.skipped.total,
-                    dict(reader.skipped.reasons))
+    crops = crop_dataset(open_reader(spec), size, progress=progress)
+    if crops.skipped:
+        log.warning("%s", crops.skipped)
     return crops

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, parse_points, register_reader
+from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, outside_root, parse_points, register_reader
 
 #: Image file suffixes (compared lower-case) that may carry a `.pts` file.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -70,10 +70,12 @@ def pts_records(folder: Path, points: int) -> Iterator[Record | DatasetError]:
     """A Record per `.pts` file under `folder` (recursively, sorted by relative path) and its same-stem image.
 
     Images without a `.pts` are ignored; a `.pts` without an image, with several candidate
-    images, or with bad contents yields a DatasetError.
+    images, or with bad contents yields a DatasetError, as does one that (or whose image) is a
+    link to a file outside `folder` (reason "path_escape"; links within `folder` are fine).
     """
     if not folder.is_dir():
-        raise FileNotFoundError(f"dataset folder {folder} does not exist")
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"dataset folder {folder} {problem} (--root is the folder of images and .pts files)")
     files = sorted(folder.rglob("*"), key=lambda p: p.relative_to(folder).as_posix())
     images: dict[Path, list[Path]] = {}
     for file in files:
@@ -85,6 +87,12 @@ def pts_records(folder: Path, points: int) -> Iterator[Record | DatasetError]:
             problem = (f"no image {pts.stem}{{{','.join(IMAGE_SUFFIXES)}}} beside it" if not candidates
                        else f"several images share its name: {', '.join(p.name for p in candidates)}")
             yield DatasetError(pts, problem, None, "missing_image" if not candidates else "ambiguous_image")
+            continue
+        escape = next(((file, real) for file in (pts, candidates[0])
+                       if (real := outside_root(folder, file)) is not None), None)
+        if escape is not None:
+            yield DatasetError(pts, f"{escape[0].name} is a link to {escape[1]}, outside the dataset folder {folder}",
+                               None, "path_escape")
             continue
         try:
             landmarks = read_pts(pts, points)

@@ -75,6 +75,7 @@ class DetectorTrainer(Trainer):
             bank = load_crops(config.data, config.size, progress and self.rank == 0)
             source = RealSource(bank, config.seed, config.hole_fraction, "zero", config.masks, self.rank, self.world)
             points = bank.points
+            self.data_info = {"faces": len(bank), "skipped": bank.skipped}
         if points is None:
             raise ValueError("pass the landmark count with a custom source")
         self.source = source

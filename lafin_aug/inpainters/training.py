@@ -39,6 +39,7 @@ class InpainterTrainer(Trainer):
         self.bank = bank if bank is not None else load_crops(config.data, config.size, progress and self.rank == 0)
         if self.bank.size != config.size:
             raise ValueError(f"crops are {self.bank.size}px but the config asks for {config.size}px")
+        self.data_info = {"faces": len(self.bank), "skipped": self.bank.skipped}
         self.judge = None
         if config.consistency:
             if not config.consistency_detector:

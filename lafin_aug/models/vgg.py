@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lafin_aug.checkpoint import load_checkpoint
+
 log = logging.getLogger(__name__)
 
 #: torchvision's VGG-19 ("E") feature layout: conv widths, "M" = 2x2 max pool.
@@ -125,5 +127,5 @@ def load_vgg19(weights: str | Path | None = None) -> tuple[VGG19Features | None,
 
     model = VGG19Features()
     with torch.no_grad():
-        model.load_torchvision_state_dict(torch.load(path, map_location="cpu", weights_only=True), source)
+        model.load_torchvision_state_dict(load_checkpoint(path), source)
     return model, source
