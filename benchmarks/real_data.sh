@@ -43,3 +43,34 @@ run_bench() {  # detector fraction steps model-options...
 ( run_bench lafin-gl 1.0 1500 --model width_mult=1.0; run_bench lafin-gl 0.25 1500 --model width_mult=1.0 ) &
 ( run_bench lab 1.0 1000 --model stacks=1 --model width=32; run_bench lab 0.25 1000 --model stacks=1 --model width=32 ) &
 wait
+
+# 6. MDRNets against LaFIn at an equal budget (issue "MDRNets"): both families 128 px, batch 4, no VGG,
+#    2400 planned steps each, run side by side on one thread each and stopped with Ctrl-C after the same
+#    wall-clock time (the checkpoint of the step reached is kept); MDRNets spends its first 800 steps on the
+#    reconstruction encoder and the coarse network.
+MDR_RUNS=${MDR_RUNS:-$RUNS/families}
+( OMP_NUM_THREADS=1 $BIN train inpainter --family lafin --dataset pts --root "$DATA/wild/train" --size 128 --steps 2400 \
+      --batch 4 --model width=32 --model blocks=7 --model vgg_weights=off --device cpu --out "$MDR_RUNS/lafin" || true ) &
+( OMP_NUM_THREADS=1 $BIN train inpainter --family mdr --dataset pts --root "$DATA/wild/train" --size 128 --steps 2400 \
+      --batch 4 --model recon_steps=200 --model coarse_steps=600 --model vgg_weights=off --device cpu \
+      --out "$MDR_RUNS/mdr" || true ) &
+wait
+# a detector trained on real faces only, for landmark fidelity
+$BIN train landmarks --dataset pts --root "$DATA/wild/train" --detector lafin-gl --size 128 --steps 1500 --batch 16 \
+    --hole-fraction 0 --device cpu --out "$MDR_RUNS/fidelity"
+$BIN eval-inpaint --inpainter lafin="$MDR_RUNS/lafin" --inpainter mdr="$MDR_RUNS/mdr" --fidelity "$MDR_RUNS/fidelity" \
+    --dataset pts --root "$DATA/wild/test" --size 128 --device cpu --out "$MDR_RUNS/eval"
+for family in lafin mdr; do
+  $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$MDR_RUNS/$family" --epochs 3 --device cpu \
+      --out "$MDR_RUNS/$family-aug"
+done
+# The masks of both shard sets are the same (drawn from seed, epoch and face), so `classic` is run once.
+bench_family() {  # family variants
+  OMP_NUM_THREADS=1 $BIN bench --detector lab --model stacks=1 --model width=32 --dataset pts --root "$DATA/wild/train" \
+      --test-dataset pts --test-root "$DATA/wild/test" --aug "$MDR_RUNS/$1-aug" --variants "$2" --seeds 3 \
+      --steps 1000 --batch 16 --size 64 --mix add --device cpu --out "$MDR_RUNS/bench-$1"
+}
+( bench_family lafin none,classic ) &
+( bench_family lafin lafin; bench_family mdr lafin ) &
+wait
+bench_family lafin none,classic,lafin   # every run cached: writes the combined summary

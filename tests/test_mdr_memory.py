@@ -214,30 +214,38 @@ def test_mcm_under_bf16_autocast():
 # --- InCo^2 ----------------------------------------------------------------------------------------
 
 def _two_columns() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """2x2 features on a map with class 0 = left column, class 1 = right column, hole = top row."""
+    """2-channel 2x2 features on a map with class 0 = left column, class 1 = right column, hole = top row.
+
+    Hole pixels: class 0 (1, 0), class 1 (0, 1); known pixels: both (1, 0).
+    """
     classes = _columns(2, (0, 1), (1, 2))
     hole = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])
-    return torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]), classes, hole
+    features = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]], [[0.0, 1.0], [0.0, 0.0]]]])
+    return features, classes, hole
 
 
-def test_inco2_hand_computed_and_symmetric():
+def test_inco2_hand_computed_scale_free_and_symmetric():
     out, classes, hole = _two_columns()
-    gt = torch.ones_like(out)
-    # M(out) = (1, 2), M_bar(out) = (3, 4), M(gt) = M_bar(gt) = (1, 1)
-    # intra |[[1,2],[2,4]] - 1| -> mean 5/4; inter |[[3,4],[6,8]] - 1| -> mean 17/4
-    assert inco2_loss(out, gt, classes, hole).item() == pytest.approx(5.5)
-    assert inco2_loss(gt, out, classes, hole).item() == pytest.approx(5.5)
+    gt = torch.zeros_like(out)
+    gt[:, 0] = 1  # every pixel (1, 0)
+    # cosines: intra out [[1,0],[0,1]] vs gt all 1 -> mean 0.5; inter out [[1,1],[0,0]] vs gt all 1 -> mean 0.5
+    assert inco2_loss(out, gt, classes, hole).item() == pytest.approx(1.0)
+    assert inco2_loss(gt, out, classes, hole).item() == pytest.approx(1.0)
+    assert inco2_loss(5 * out, gt, classes, hole).item() == pytest.approx(1.0)  # cosines: no feature scale
     empty = torch.cat([classes, torch.zeros(1, 1, 2, 2)], dim=1)  # an absent class does not count
-    assert inco2_loss(out, gt, empty, hole).item() == pytest.approx(5.5)
+    assert inco2_loss(out, gt, empty, hole).item() == pytest.approx(1.0)
 
 
 def test_inco2_counts_only_present_pairs():
     out, classes, _ = _two_columns()
+    gt = torch.zeros_like(out)
+    gt[:, 0] = 1
     hole = torch.zeros(1, 1, 2, 2)
     hole[..., 0, 0] = 1  # only class 0 has hole pixels
-    # intra: (0,0) only, 1*1 - 1*1 = 0; inter: class 0 (=1) vs known class 0 (=3) and 1 (=(2+4)/2)
-    assert inco2_loss(out, torch.ones_like(out), classes, hole).item() == pytest.approx(2.0)
-    assert inco2_loss(out, torch.ones_like(out), classes, torch.zeros(1, 1, 2, 2)).item() == 0.0
+    # intra: (0,0) only, 1 - 1 = 0; inter: class 0 in the hole (1,0) vs known class 0 (1,0): 1 - 1 = 0, vs known
+    # class 1, the mean of (0,1) and (1,0): cosine 1/sqrt(2) against 1 -> mean (1 - 1/sqrt(2)) / 2
+    assert inco2_loss(out, gt, classes, hole).item() == pytest.approx((1 - 2 ** -0.5) / 2)
+    assert inco2_loss(out, gt, classes, torch.zeros(1, 1, 2, 2)).item() == 0.0
 
 
 def test_inco2_zero_for_identical_features_and_gradient_flows():
