@@ -173,9 +173,11 @@ def _describe(identity: dict[str, Any]) -> str:
     """A source identity as a person would name it."""
     if "shards" in identity:
         return f"the shards {identity['shards']}"
-    return "--dataset " + " ".join(f"{k}={v}" for k, v in identity.items() if k != "dataset") \
-        if "dataset" not in identity else f"--dataset {identity['dataset']} " + \
-        " ".join(f"--{k} {v}" for k, v in identity.items() if k != "dataset" and v is not None)
+    if "dataset" in identity:
+        details = ", ".join(f"{key} {identity[key]}" for key in ("root", "split", "count", "seed")
+                            if identity.get(key) is not None)
+        return f"the {identity['dataset']} dataset ({details})"
+    return "an unknown source"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,9 +293,9 @@ class _CocoWriter(_Writer):
         return image_id
 
     def add(self, item: _Item) -> None:
-        keypoints = [float(decimal(v)) if i % 3 != 2 else 2
-                     for i, v in enumerate(np.concatenate([item.landmarks, np.full((len(item.landmarks), 1), 2.0,
-                                                                                    np.float32)], 1).ravel())]
+        keypoints: list[float] = []
+        for x, y in item.landmarks:
+            keypoints += [float(decimal(x)), float(decimal(y)), 2]
         bbox, area = _landmark_box(item.landmarks)
         annotation = {"id": len(self.annotations) + 1, "image_id": self._image_id(item), "category_id": 1,
                       "keypoints": keypoints, "num_keypoints": len(item.landmarks), "bbox": bbox, "area": area,
