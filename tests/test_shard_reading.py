@@ -131,7 +131,7 @@ def test_a_lone_shard_file_is_checked_against_its_directory_manifest(shard_dir: 
 
 
 def test_each_shard_is_hashed_once_per_process_and_not_at_all_when_opted_out(shard_dir: Path, monkeypatch):
-    import lafin_aug.shards as shards
+    import lafin_aug.shards.dataset as shards
     hashed = []
     monkeypatch.setattr(shards, "sha256_file", lambda path: hashed.append(Path(path).name) or sha256_file(path))
     dataset = AugmentedShards(shard_dir, buffer_size=4)
