@@ -11,6 +11,7 @@ from lafin_aug.data.spec import open_reader
 from .bench import bench_command, demo_command
 from .evaluate import eval_inpaint
 from .export import export_command
+from .label import label_command
 from .models import convert_checkpoint_command, export_inpainter_command
 from .options import data_spec, dataset_options
 from .shards import generate_command, preview_command, verify_command
@@ -64,6 +65,7 @@ def stats(kind: str, root: str | None, split: str, count: int, as_json: bool) ->
 main.add_command(train)
 main.add_command(eval_inpaint)
 main.add_command(export_command)
+main.add_command(label_command)
 for command in (generate_command, verify_command, preview_command, bench_command, demo_command,
                 export_inpainter_command, convert_checkpoint_command):
     main.add_command(command)

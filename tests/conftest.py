@@ -24,3 +24,12 @@ def shared_data() -> Path:
     if not (path / "fixtures").is_dir():
         pytest.skip(f"shared face data not found at {path} (set LAFIN_AUG_SHARED_DATA)")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models (LAB, FAN forwards) run faster on one thread than on two, on a shared 2-core CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

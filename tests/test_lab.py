@@ -8,14 +8,7 @@ from lafin_aug.detectors.heatmaps import boundary_heatmaps
 from lafin_aug.detectors.lab import LABConfig, LABDetector
 from lafin_aug.landmarks import IBUG68, WFLW98
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, especially on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny(points: int = 68, stacks: int = 1, norm: str = "group") -> LABConfig:
