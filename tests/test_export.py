@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from lafin_aug.cli.main import main
+from pycocotools.coco import COCO
 
 from lafin_aug.data import open_dataset
 from lafin_aug.data.spec import DatasetSpec
@@ -82,6 +83,10 @@ def test_shards_to_coco_round_trip_with_extra_fields_and_masks(shards, tmp_path)
             assert np.array_equal(mask, record["mask"] * 255)
     category, = document["categories"]
     assert category["name"] == "face" and len(set(category["keypoints"])) == P
+    coco = COCO(str(out / "annotations.json"))  # a real consumer of the format, not our reader
+    assert len(coco.getImgIds()) == 12 and len(coco.getAnnIds(catIds=coco.getCatIds(catNms=["face"]))) == 12
+    first = coco.loadAnns(coco.getAnnIds(imgIds=[document["images"][0]["id"]]))[0]
+    assert np.allclose(np.reshape(first["keypoints"], (-1, 3))[:, :2], expected[0]["landmarks"], atol=0.01)
     assert category["keypoints"][:2] == ["jaw_0", "jaw_1"] and category["keypoints"][17] == "brow_left_0"
     assert all(1 <= i <= P for pair in category["skeleton"] for i in pair)
     assert [1, 2] in category["skeleton"] and [18, 19] in category["skeleton"]  # jaw 0-1, brow 17-18, 1-based
