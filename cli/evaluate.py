@@ -23,7 +23,8 @@ from .options import data_spec, dataset_options, device_options
 @click.option("--seed", default=0, show_default=True, help="Seed of the fixed evaluation masks.")
 @click.option("--batch", default=8, show_default=True, help="Images per inpainter forward.")
 @device_options
-@click.option("--out", type=click.Path(), required=True, help="Directory for table.md/.csv, results.json, examples.png.")
+@click.option("--out", type=click.Path(), required=True,
+              help="Directory for table.md/.csv, results.json, examples.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of the Markdown table.")
 def eval_inpaint(inpainters, landmarks, fidelity, kind, root, split, count, size, seed, batch, device, precision, out,
                  as_json) -> None:

@@ -52,7 +52,8 @@ def inpainter(family, kind, root, split, count, size, steps, batch, seed, model_
     try:
         config = chosen.train_config.from_dict({
             "data": data_spec(kind, root, split, count).to_dict(), "size": size, "steps": steps,
-            **({"batch": batch} if batch is not None else {}), "seed": seed, "device": device, "precision": precision, "sample_every": sample_every,
+            **({"batch": batch} if batch is not None else {}), "seed": seed, "device": device,
+            "precision": precision, "sample_every": sample_every,
             "checkpoint_every": checkpoint_every, **parse_options(model_options)})
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from exc

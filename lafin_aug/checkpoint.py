@@ -169,7 +169,8 @@ def convert_checkpoint(path: str | Path, out: str | Path) -> CheckpointHeader:
     path = Path(path)
     old = load_checkpoint(path)
     if "header" in old:
-        raise CheckpointError(f"{path}: already a version-{old['header'].get('version')} checkpoint; nothing to convert")
+        raise CheckpointError(f"{path}: already a version-{old['header'].get('version')} checkpoint; "
+                              f"nothing to convert")
     try:
         new = _converted_v1(old, path)
     except KeyError as exc:

@@ -61,7 +61,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool 
     stage("train landmark predictor")
     predictor = train_detector(DetectorTrainConfig(
         detector="lafin-gl", model={"width_mult": 0.5}, data=train, size=config.size, steps=config.predictor_steps,
-        batch=16, device="cpu", precision=precision, sample_every=config.predictor_steps, checkpoint_every=config.predictor_steps),
+        batch=16, device="cpu", precision=precision, sample_every=config.predictor_steps,
+        checkpoint_every=config.predictor_steps),
         out / "predictor", resume=(out / "predictor" / "checkpoints" / "last.pt").exists(), progress=progress)
     stage("generate 2 augmented epochs")
     print(generate(GenerateConfig(data=train, inpainter=str(inpainter), epochs=2, shard_size=256, device="cpu",

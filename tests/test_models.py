@@ -164,7 +164,8 @@ def test_config_round_trip_and_checkpoint_weights_only(tmp_path):
     assert rebuilt.config == config
     image, mask, landmarks = _batch(64)
     with torch.no_grad():
-        assert torch.equal(model.eval()(image, mask, Conditions(landmarks)), rebuilt.eval()(image, mask, Conditions(landmarks)))
+        conditions = Conditions(landmarks)
+        assert torch.equal(model.eval()(image, mask, conditions), rebuilt.eval()(image, mask, conditions))
 
 
 def test_config_and_registry_errors():

@@ -68,7 +68,8 @@ def test_rank_and_world_come_from_one_place(monkeypatch):
 
 def _modules_after(statement: str, prefix: str = "lafin_aug") -> list[str]:
     """Modules under `prefix` loaded by `statement` in a fresh interpreter."""
-    code = f"import sys, json; {statement}; print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefix!r}))))"
+    code = (f"import sys, json; {statement}; "
+            f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefix!r}))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.splitlines()[-1])
 
