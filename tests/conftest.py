@@ -33,3 +33,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """(LaFIn inpainter, G_L detector) checkpoints trained 2 steps at 32 px on 6 synthetic faces.
+
+    Shared by several test files; tests must not write into these run directories.
+    """
+    from lafin_aug.data import open_dataset
+    from lafin_aug.data.crops import crop_dataset
+    from lafin_aug.detectors.sources import RealSource
+    from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
+    from lafin_aug.inpainters.lafin import LafinTrainConfig
+    from lafin_aug.inpainters.lafin.trainer import LafinTrainer
+    root = tmp_path_factory.mktemp("tiny-runs")
+    bank = crop_dataset(open_dataset("synthetic", count=6), 32, progress=False)
+    inpainter = LafinTrainer(LafinTrainConfig(size=32, steps=2, batch=2, width=8, blocks=1, disc_width=8,
+                                              vgg_weights="off", device="cpu", sample_every=0),
+                             root / "inpainter", bank=bank, progress=False).fit()
+    detector = DetectorTrainer(DetectorTrainConfig(detector="lafin-gl", model={"width_mult": 0.25}, size=32, steps=2,
+                                                   batch=2, device="cpu", sample_every=0),
+                               root / "detector", source=RealSource(bank), points=68, progress=False).fit()
+    return inpainter, detector

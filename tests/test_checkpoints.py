@@ -11,24 +11,14 @@ from lafin_aug.checkpoint import CheckpointError, CheckpointHeader, convert_chec
 from lafin_aug.data import open_dataset
 from lafin_aug.data.crops import crop_dataset
 from lafin_aug.detectors import load_detector
-from lafin_aug.detectors.sources import RealSource
-from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
 from lafin_aug.inpainters import Conditions, load_inpainter
 from lafin_aug.inpainters.lafin.config import LafinTrainConfig
 from lafin_aug.inpainters.lafin.trainer import LafinTrainer
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("checkpoints")
-    bank = crop_dataset(open_dataset("synthetic", count=6), 32, progress=False)
-    inpainter = LafinTrainer(LafinTrainConfig(size=32, steps=2, batch=2, width=8, blocks=1, disc_width=8,
-                                              vgg_weights="off", device="cpu", sample_every=0),
-                             root / "inpainter", bank=bank, progress=False).fit()
-    detector = DetectorTrainer(DetectorTrainConfig(detector="lafin-gl", model={"width_mult": 0.25}, size=32, steps=2,
-                                                   batch=2, device="cpu", sample_every=0),
-                               root / "detector", source=RealSource(bank), points=68, progress=False).fit()
-    return inpainter, detector
+def runs(tiny_runs):
+    return tiny_runs
 
 
 def as_version_1(checkpoint: dict) -> dict:

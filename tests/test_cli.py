@@ -7,25 +7,10 @@ import pytest
 from click.testing import CliRunner
 from lafin_aug.cli.main import main
 
-from lafin_aug.data import open_dataset
-from lafin_aug.data.crops import crop_dataset
-from lafin_aug.detectors.sources import RealSource
-from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
-from lafin_aug.inpainters.lafin.config import LafinTrainConfig
-from lafin_aug.inpainters.lafin.trainer import LafinTrainer
-
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    bank = crop_dataset(open_dataset("synthetic", count=6), 32, progress=False)
-    inpainter = LafinTrainer(LafinTrainConfig(size=32, steps=1, batch=2, width=8, blocks=1, disc_width=8,
-                                                      vgg_weights="off", device="cpu", sample_every=0),
-                                 root / "inpainter", bank=bank, progress=False).fit()
-    predictor = DetectorTrainer(DetectorTrainConfig(detector="lafin-gl", model={"width_mult": 0.25}, size=32,
-                                                    steps=1, batch=2, device="cpu", sample_every=0),
-                                root / "predictor", source=RealSource(bank), points=68, progress=False).fit()
-    return inpainter, predictor
+def checkpoints(tiny_runs):
+    return tiny_runs
 
 
 def test_stats_json_on_the_synthetic_default():
