@@ -104,23 +104,26 @@ def load_augmented(directory: str | Path, size: int, sources: set[int], train: D
     ShardFormatError naming the shard when their dataset, split or points differ.
     """
     directory = Path(directory)
-    for row in read_manifest(directory):
-        header = read_shard_header(directory / row.name)
-        if (header.dataset, header.split, header.points) != (train.dataset, train.split, points):
-            raise ShardFormatError(f"{directory / row.name}: generated from {header.dataset}/{header.split} with "
-                                   f"{header.points} points, but the bench trains on {train.dataset}/{train.split} "
-                                   f"with {points}")
-    records = [r for r in AugmentedShards(directory, shuffle=False, include_real=False, rank=0, world_size=1)
-               if r["source_index"] in sources]
-    if not records:
+    shards = AugmentedShards(directory, shuffle=False, include_real=False, rank=0, world_size=1)  # checks all shards
+    first = directory / read_manifest(directory)[0].name  # every shard shares its header (checked above)
+    header = read_shard_header(first)
+    if (header.dataset, header.split, header.points) != (train.dataset, train.split, points):
+        raise ShardFormatError(f"{first}: generated from {header.dataset}/{header.split} with {header.points} "
+                               f"points, but the bench trains on {train.dataset}/{train.split} with {points}")
+    images, landmarks, masks, keys = [], [], [], []
+    for record in shards:
+        if record["source_index"] in sources:
+            images.append(to_uint8(record["image"][None])[0])
+            landmarks.append(record["landmarks"].numpy())
+            masks.append(record["mask"][0].numpy())
+            keys.append((int(record["source_index"]), int(record["epoch"])))
+    if not keys:
         raise ValueError(f"{directory}: no augmented records for the training faces (was it generated from the "
                          f"same dataset and split?)")
-    images = np.stack([to_uint8(r["image"][None])[0] for r in records])
-    image, points_px = resize_crops(images, np.stack([r["landmarks"].numpy() for r in records]), size)
-    mask = np.stack([r["mask"][0].numpy() for r in records])
+    image, points_px = resize_crops(np.stack(images), np.stack(landmarks), size)
+    mask = np.stack(masks)
     if mask.shape[1] != size:
         mask = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in mask])
-    keys = [(int(r["source_index"]), int(r["epoch"])) for r in records]
     return AugmentedPairs(image, mask, points_px, {key: k for k, key in enumerate(keys)},
                           max(e for _, e in keys) + 1)
 

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 from tqdm import tqdm
 
-from lafin_aug.checkpoint import INPAINTER_FORMAT, last_checkpoint, read_checkpoint
+from lafin_aug.checkpoint import CheckpointHeader
 from lafin_aug.config import Config
 from lafin_aug.data.crops import FaceCrops, load_crops
 from lafin_aug.data.fill import fill_holes
@@ -73,16 +75,18 @@ def image_scores(filled: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "l1": 100 * float(np.mean([l1(a, b) for a, b in zip(filled, truth)]))}
 
 
-def method_names(inpainters: dict[str, str | Path] | list[str | Path]) -> dict[str, Path]:
-    """Column names for the inpainters: the given names, else each checkpoint's family (numbered when repeated)."""
-    if isinstance(inpainters, dict):
-        return {name: Path(path) for name, path in inpainters.items()}
-    families = [read_checkpoint(last_checkpoint(p), INPAINTER_FORMAT)[0].family for p in inpainters]
-    names = [f"{family}-{families[:k + 1].count(family)}" if families.count(family) > 1 else family
-             for k, family in enumerate(families)]
+def load_methods(inpainters: dict[str, str | Path] | list[str | Path],
+                 device: torch.device) -> dict[str, tuple[Path, nn.Module, CheckpointHeader]]:
+    """Each inpainter loaded once, as (path, model, header), under its given name or else its family's
+    (numbered when repeated)."""
+    items = list(inpainters.items()) if isinstance(inpainters, dict) else [(None, path) for path in inpainters]
+    loaded = [(Path(path), *load_inpainter(path, device)) for _, path in items]
+    families = [header.family for _, _, header in loaded]
+    names = [given or (f"{family}-{families[:k + 1].count(family)}" if families.count(family) > 1 else family)
+             for k, ((given, _), family) in enumerate(zip(items, families))]
     if set(names) & {*CLASSICAL, "real"}:
         raise ValueError(f"inpainter names {names} clash with the baselines {CLASSICAL} or 'real': name them NAME=PATH")
-    return dict(zip(names, map(Path, inpainters)))
+    return dict(zip(names, loaded))
 
 
 def evaluate_inpainting(inpainters: dict[str, str | Path] | list[str | Path] | str | Path, config: InpaintEvalConfig,
@@ -95,8 +99,7 @@ def evaluate_inpainting(inpainters: dict[str, str | Path] | list[str | Path] | s
     out = Path(out)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    paths = method_names(inpainters)
-    models = {name: load_inpainter(path, device) for name, path in paths.items()}
+    methods = load_methods(inpainters, device)
     predictor = load_detector(landmarks, device)[0] if landmarks else None
     judge = load_detector(fidelity, device)[0] if fidelity else None
     bank = bank if bank is not None else load_crops(config.data, config.size, progress)
@@ -113,7 +116,7 @@ def evaluate_inpainting(inpainters: dict[str, str | Path] | list[str | Path] | s
         masks = eval_masks(bank, bucket, bucket_id, config.seed)
         hole = float(masks.mean())
         fills = {name: inpaint_records(model, FAMILIES.get(header.family), bank.images, bank.landmarks, masks,
-                                       config.batch, device, precision) for name, (model, header) in models.items()}
+                                       config.batch, device, precision) for name, (_, model, header) in methods.items()}
         fills.update({name: fill_holes(bank.images, masks, name) for name in CLASSICAL})
         for method, filled in fills.items():
             rows.append({"method": method, "bucket": bucket, "hole": hole, "n": len(bank),
@@ -131,9 +134,9 @@ def evaluate_inpainting(inpainters: dict[str, str | Path] | list[str | Path] | s
     table = pd.DataFrame(rows)
     table.to_csv(out / "table.csv", index=False)
     (out / "table.md").write_text(markdown_table(table))
-    write_json(out / "results.json", {"inpainters": {name: str(path) for name, path in paths.items()},
+    write_json(out / "results.json", {"inpainters": {name: str(path) for name, (path, _, _) in methods.items()},
                                       "landmarks": str(landmarks or ""), "fidelity": str(fidelity or ""),
-                                      "headers": {name: header.to_dict() for name, (_, header) in models.items()},
+                                      "headers": {name: header.to_dict() for name, (_, _, header) in methods.items()},
                                       "precision": precision, "config": config.to_dict(), "rows": rows})
     save_png(out / "examples.png", image_grid(example_rows[: max(config.examples, 1)],
                                               labels=["mask", "landmarks", *fills, "real"]))

@@ -47,15 +47,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from lafin_aug.config import Config
 from lafin_aug.data.base import FaceReader
 from lafin_aug.data.spec import DatasetSpec, open_reader
-from lafin_aug.images import to_uint8
-from lafin_aug.io import atomic_path, write_json
+from lafin_aug.images import save_image, to_uint8
+from lafin_aug.io import write_bytes, write_json
 from lafin_aug.landmarks import schema_for
 from lafin_aug.shards import AugmentedShards
 
@@ -193,22 +192,6 @@ def decimal(value: float | np.floating) -> str:
     return text
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """`data` written to `path` through a temporary name."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def _write_image(path: Path, image: np.ndarray, quality: int = 95) -> None:
-    """uint8 RGB (or single-channel) image as PNG or JPEG by `path`'s suffix, atomically."""
-    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix == ".jpg" else []
-    ok, encoded = cv2.imencode(path.suffix, np.ascontiguousarray(pixels), params)
-    if not ok:
-        raise ValueError(f"{path}: could not encode a {image.shape} image")
-    _write_bytes(path, encoded.tobytes())
-
-
 def pts_text(landmarks: np.ndarray) -> str:
     """A 300-W `.pts` file of [P,2] landmarks, coordinates as given (0-based pixel indices)."""
     lines = [f"{decimal(x)} {decimal(y)}" for x, y in np.asarray(landmarks, np.float32)]
@@ -255,7 +238,7 @@ class _Writer:
     written: set[str] = field(default_factory=set)
 
     def _file(self, relative: str, image: np.ndarray) -> str:
-        _write_image(self.out / relative, image, self.config.jpeg_quality)
+        save_image(self.out / relative, image, self.config.jpeg_quality)
         self.written.add(relative)
         return relative
 
@@ -307,7 +290,7 @@ class _CocoWriter(_Writer):
     def finish(self, description: str) -> None:
         document = {"info": {"description": description}, "images": self.images, "annotations": self.annotations,
                     "categories": [coco_category(self.points)]}
-        _write_bytes(self.out / ANNOTATIONS_NAME, json.dumps(document, separators=(",", ":")).encode() + b"\n")
+        write_bytes(self.out / ANNOTATIONS_NAME, json.dumps(document, separators=(",", ":")).encode() + b"\n")
         self.written.add(ANNOTATIONS_NAME)
 
 
@@ -317,7 +300,7 @@ class _PtsWriter(_Writer):
 
     def add(self, item: _Item) -> None:
         self._file(f"{item.name}.{self.config.image_format}", item.image)
-        _write_bytes(self.out / f"{item.name}.pts", pts_text(item.landmarks).encode())
+        write_bytes(self.out / f"{item.name}.pts", pts_text(item.landmarks).encode())
         self.written.add(f"{item.name}.pts")
         self._mask(item)
 

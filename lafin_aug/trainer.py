@@ -149,7 +149,7 @@ class Trainer(ABC):
     model config, size, points, losses of the checkpoint header), `batch`, `train_step`, `train` and
     optionally `sample`. `config` needs seed, device, precision, steps, batch, log_every,
     sample_every and checkpoint_every. `self.precision` is the resolved precision (fp32 or bf16);
-    `self.data_info` (faces read, records skipped) goes into config.json when the subclass sets it.
+    `self.data_info` (faces read, records skipped; empty for a custom batch source) goes into config.json.
     """
 
     name = "model"
@@ -164,13 +164,14 @@ class Trainer(ABC):
         self.precision = resolve_precision(config.precision, self.device)
         self.rank, self.world = init_distributed(self.device)
         self.step = 0
+        self.data_info: dict[str, Any] = {}
         torch.manual_seed(config.seed)
 
     def _start(self, resume: bool) -> None:
         """Write config.json (rank 0), restore the last checkpoint when resuming, open the log."""
         if self.rank == 0:
             self.run.prepare({"header": self.header().to_dict(), "world_size": self.world,
-                              "data": getattr(self, "data_info", {})}, resume)
+                              "data": self.data_info}, resume)
         if resume:
             header, state = read_checkpoint(self.run.last, self.format)
             if header.train_config != to_dict(self.config):

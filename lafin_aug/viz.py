@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lafin_aug.io import atomic_path
+from lafin_aug.images import save_image
 from lafin_aug.shards import open_shard, read_manifest, shard_errors
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -96,12 +96,7 @@ def image_grid(rows: list[list[np.ndarray]], labels: list[str] | None = None, pa
 
 def save_png(path: str | Path, image_rgb: np.ndarray) -> None:
     """Write an RGB (or grayscale) uint8 image as PNG, atomically."""
-    image = np.asarray(image_rgb, dtype=np.uint8)
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image)
-    if not ok:
-        raise ValueError(f"{path}: could not encode a {image.shape} image as PNG")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
+    save_image(path, np.asarray(image_rgb, dtype=np.uint8), suffix=".png")
 
 
 #: line colours (RGB) for curves, in order

@@ -50,7 +50,8 @@ class InpainterTrainConfig(Config):
     `lafin-aug train inpainter` sets these from its own options and the family's other fields
     from `--model KEY=VALUE`. masks/flip: the training masks and random mirroring; weights: LaFIn's
     Eq. 7 loss weights; vgg_weights: a torchvision vgg19-*.pth for the perceptual and style terms,
-    "random" or "off" (see models/vgg.py). consistency > 0 adds the landmark-consistency loss (beyond both
+    "random" or "off" (see models/vgg.py); disc_width: the PatchGAN discriminator of families that
+    train against one. consistency > 0 adds the landmark-consistency loss (beyond both
     papers): a frozen detector (`consistency_detector`, a checkpoint trained on real faces only)
     predicts landmarks on the composited output, and their distance to the conditioning landmarks
     over the inter-ocular distance, weighted by `consistency`, joins the generator's objective.
@@ -70,6 +71,7 @@ class InpainterTrainConfig(Config):
     flip: bool = True
     weights: InpaintLossWeights = field(default_factory=InpaintLossWeights)
     vgg_weights: str | None = None
+    disc_width: int = 64
     consistency: float = 0.0
     consistency_detector: str | None = None
 

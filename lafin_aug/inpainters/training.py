@@ -19,6 +19,9 @@ from lafin_aug.detectors import load_detector
 from lafin_aug.images import to_uint8
 from lafin_aug.inpainters.family import FAMILIES, Conditions, InpainterTrainConfig, composite
 from lafin_aug.landmarks import schema_for
+from lafin_aug.losses import InpaintLoss
+from lafin_aug.models.discriminator import PatchDiscriminator
+from lafin_aug.models.vgg import load_vgg19
 from lafin_aug.runtime import autocast
 from lafin_aug.trainer import Trainer
 from lafin_aug.viz import draw_landmarks, image_grid, save_png
@@ -69,6 +72,13 @@ class InpainterTrainer(Trainer):
         if self.judge is not None:
             terms["consistency"] = self.consistency_loss(result, landmarks)
             terms["total"] = terms["total"] + self.config.consistency * terms["consistency"]
+
+    def _build_adversary(self) -> None:
+        """self.discriminator (the PatchGAN on [image, landmark map]) and self.loss (LaFIn's Eq. 2-7 with the
+        run's VGG-19 choice, recorded in self.vgg_source)."""
+        self.discriminator = PatchDiscriminator(width=self.config.disc_width).to(self.device)
+        vgg, self.vgg_source = load_vgg19(self.config.vgg_weights)
+        self.loss = InpaintLoss(vgg.to(self.device) if vgg is not None else None, self.config.weights)
 
     def losses(self) -> dict[str, Any]:
         """Which loss networks and weights the family uses (stored in the checkpoint header)."""

@@ -51,7 +51,8 @@ from lafin_aug.data.crop import apply_affine, crop_face
 from lafin_aug.data.pts import IMAGE_SUFFIXES as PTS_IMAGE_SUFFIXES
 from lafin_aug.data.pts import read_pts
 from lafin_aug.export import coco_category, decimal, pts_text
-from lafin_aug.io import atomic_path, write_json
+from lafin_aug.images import encode_image
+from lafin_aug.io import atomic_path, write_bytes, write_json
 from lafin_aug.runtime import resolve_device
 
 from .base import (
@@ -68,7 +69,7 @@ from .dlib_backend import import_dlib, predictor_path
 from .fan_backend import weights_needed
 
 #: image files looked for under the images folder (suffix compared lower-case)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (*PTS_IMAGE_SUFFIXES, ".webp")
 CSV_NAME = "label.csv"
 COCO_NAME = "labels.json"
 MARKER_NAME = "run.json"
@@ -194,18 +195,6 @@ def _decode(data: bytes) -> np.ndarray | None:
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def _png(image: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError(f"could not encode a {image.shape} image as PNG")
-    return encoded.tobytes()
-
-
 def _number(value: float) -> str:
     return format(float(value), ".6g")
 
@@ -219,16 +208,16 @@ def _write_face(out: Path, relative: str, index: int, image: np.ndarray, data: b
     base = f"{relative}.face{index}"
     if config.crop:
         cropped = crop_face(image, landmarks, config.size)
-        name, payload, points, affine = f"{base}.png", _png(cropped.image), cropped.landmarks, cropped.affine
+        name, payload, points, affine = f"{base}.png", encode_image(cropped.image), cropped.landmarks, cropped.affine
         height, width = cropped.image.shape[:2]
     else:
         suffix = Path(relative).suffix
         copy = suffix.lower() in PTS_IMAGE_SUFFIXES
-        name, payload = (f"{base}{suffix}", data) if copy else (f"{base}.png", _png(image))
+        name, payload = (f"{base}{suffix}", data) if copy else (f"{base}.png", encode_image(image))
         points, affine = landmarks, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
         height, width = image.shape[:2]
-    _write_bytes(out / name, payload)
-    _write_bytes(out / f"{base}.pts", pts_text(points).encode())
+    write_bytes(out / name, payload)
+    write_bytes(out / f"{base}.pts", pts_text(points).encode())
     return {"file": name, "width": str(width), "height": str(height),
             "affine": " ".join(_number(v) for v in np.asarray(affine).reshape(-1))}
 
@@ -365,7 +354,7 @@ def write_coco(out: Path, rows: Iterable[Row], description: str) -> int:
                             "face": int(row["face"])})
     document = {"info": {"description": description}, "images": images, "annotations": annotations,
                 "categories": [coco_category(68)]}
-    _write_bytes(out / COCO_NAME, json.dumps(document, separators=(",", ":")).encode() + b"\n")
+    write_bytes(out / COCO_NAME, json.dumps(document, separators=(",", ":")).encode() + b"\n")
     return len(annotations)
 
 

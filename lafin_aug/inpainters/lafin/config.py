@@ -27,12 +27,11 @@ class LafinConfig(Config):
 class LafinTrainConfig(InpainterTrainConfig):
     """A LaFIn training run: G_P against the PatchGAN discriminator (paper Eq. 2-7).
 
-    width/blocks size G_P (paper: 64, 7), disc_width the discriminator; lr_g/lr_d/betas: Adam.
+    width/blocks size G_P (paper: 64, 7); lr_g/lr_d/betas: Adam.
     """
 
     width: int = 64
     blocks: int = 7
-    disc_width: int = 64
     lr_g: float = 1e-4
     lr_d: float = 1e-5
     betas: tuple[float, float] = (0.0, 0.9)

@@ -12,10 +12,8 @@ from lafin_aug.inpainters.family import composite
 from lafin_aug.inpainters.lafin.config import LafinTrainConfig
 from lafin_aug.inpainters.lafin.generator import LafinGenerator
 from lafin_aug.inpainters.training import InpainterTrainer
-from lafin_aug.losses import InpaintLoss, lsgan_discriminator_loss
+from lafin_aug.losses import lsgan_discriminator_loss
 from lafin_aug.models.conditioning import landmark_map
-from lafin_aug.models.discriminator import PatchDiscriminator
-from lafin_aug.models.vgg import load_vgg19
 from lafin_aug.runtime import autocast
 
 
@@ -28,9 +26,7 @@ class LafinTrainer(InpainterTrainer):
                  bank: FaceCrops | None = None, progress: bool = True):
         self._prepare(config, out, resume, bank, progress)
         self.generator = LafinGenerator(config.model_config(self.bank.points)).to(self.device)
-        self.discriminator = PatchDiscriminator(width=config.disc_width).to(self.device)
-        vgg, self.vgg_source = load_vgg19(config.vgg_weights)
-        self.loss = InpaintLoss(vgg.to(self.device) if vgg is not None else None, config.weights)
+        self._build_adversary()
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=config.betas)
         self._start(resume)

@@ -59,7 +59,6 @@ class MDRTrainConfig(InpainterTrainConfig):
     slots: int = 8
     decay: float = 0.9
     patch: int = 2
-    disc_width: int = 64
     recon_width: int = 32
     recon_steps: int = 200
     coarse_steps: int = 300

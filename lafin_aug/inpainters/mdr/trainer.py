@@ -24,10 +24,8 @@ from lafin_aug.inpainters.mdr.generator import MDRGenerator
 from lafin_aug.inpainters.mdr.losses import inco2_loss
 from lafin_aug.inpainters.mdr.reconstruction import ReconstructionNet
 from lafin_aug.inpainters.training import InpainterTrainer
-from lafin_aug.losses import InpaintLoss, lsgan_discriminator_loss, pixel_l1, total_variation
+from lafin_aug.losses import lsgan_discriminator_loss, pixel_l1, total_variation
 from lafin_aug.models.conditioning import landmark_map
-from lafin_aug.models.discriminator import PatchDiscriminator
-from lafin_aug.models.vgg import load_vgg19
 from lafin_aug.runtime import autocast
 
 
@@ -41,9 +39,7 @@ class MDRTrainer(InpainterTrainer):
         self._prepare(config, out, resume, bank, progress)
         self.generator = MDRGenerator(config.model_config(self.bank.points)).to(self.device)
         self.reconstruction = ReconstructionNet(config.recon_width).to(self.device)
-        self.discriminator = PatchDiscriminator(width=config.disc_width).to(self.device)
-        vgg, self.vgg_source = load_vgg19(config.vgg_weights)
-        self.loss = InpaintLoss(vgg.to(self.device) if vgg is not None else None, config.weights)
+        self._build_adversary()
         adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=config.betas)  # noqa: E731
         g = self.generator
         self.opt_recon = adam(self.reconstruction.parameters(), config.lr)
