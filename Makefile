@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,dlib]'
+	$(PY) -m pip install --quiet -e '.[test,dlib,dask]'
 	touch $@
 
 install: $(VENV)/.installed

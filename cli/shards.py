@@ -25,6 +25,12 @@ from .options import data_spec, dataset_options, device_options
 @click.option("--shard-size", default=1000, show_default=True, help="Records per shard.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the masks and landmark edits.")
 @click.option("--workers", default=1, show_default=True, help="joblib worker processes (CPU).")
+@click.option("--scheduler", default="", metavar="local:N|ADDRESS",
+              help="Run the shard jobs on a Dask cluster: local:N starts N worker processes here, an address "
+                   "(tcp://host:8786) uses a running scheduler whose workers share --out (needs lafin-aug[dask]).")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="Torch threads per shard job (default: cores / --workers; 1 on a Dask cluster). Set it to "
+                   "compare runs bit for bit.")
 @click.option("--batch", default=8, show_default=True, help="Images per inpainter forward.")
 @device_options
 @click.option("--include-real/--no-include-real", default=True, show_default=True,
@@ -33,14 +39,14 @@ from .options import data_spec, dataset_options, device_options
               help=f"Comma-separated hole-ratio buckets ({', '.join(BUCKETS)}).")
 @click.option("--edit", default=0.0, show_default=True,
               help="Probability of landmark-edit augmentation per record (edited labels, flagged).")
-def generate_command(kind, root, split, count, inpainter, epochs, out, size, shard_size, seed, workers, batch,
-                     device, precision, include_real, mask_buckets, edit) -> None:
+def generate_command(kind, root, split, count, inpainter, epochs, out, size, shard_size, seed, workers, scheduler,
+                     threads, batch, device, precision, include_real, mask_buckets, edit) -> None:
     """Write augmented (I_aug, L_gt) pairs of a dataset as HDF5 shards (resumable: rerun to finish)."""
     config = GenerateConfig(
         data=data_spec(kind, root, split, count), inpainter=inpainter, epochs=epochs, size=size,
-        shard_size=shard_size, seed=seed, workers=workers, batch=batch, device=device, precision=precision,
-        include_real=include_real, mask_buckets=tuple(b.strip() for b in mask_buckets.split(",") if b.strip()),
-        edit=edit)
+        shard_size=shard_size, seed=seed, workers=workers, scheduler=scheduler, threads=threads, batch=batch,
+        device=device, precision=precision, include_real=include_real,
+        mask_buckets=tuple(b.strip() for b in mask_buckets.split(",") if b.strip()), edit=edit)
     click.echo(str(generate(config, out)))
 
 

@@ -6,9 +6,14 @@ I_aug = M∘G_P(M̄∘I, L) + M̄∘I with a fresh mask M for every face and epo
 identical. Records are laid out epoch-major — the real crops (epoch -1, with --include-real) for
 every face, then epoch 0 for every face, ... — and cut into shards of `shard_size` records. Shard j
 belongs to rank j % WORLD_SIZE (torchrun or RANK/WORLD_SIZE), so several GPUs or machines each write
-only their own shards; within a rank, shards are spread over `workers` joblib processes (any joblib
-backend: wrap the call in `joblib.parallel_config(backend=...)`). A shard already listed in the
+only their own shards; within a rank, shards are spread over `workers` joblib processes or the
+workers of a Dask cluster (`scheduler`, see `lafin_aug.cluster`). A shard already listed in the
 manifest with a matching checksum is skipped, so rerunning a killed command finishes the job.
+
+Records depend only on the record identity (dataset, inpainter weights, epochs, seed, ...), never on
+where they were made, with one exception: the generated pixels can differ by an intensity level or
+two between runs with different intra-op thread counts (floating-point sums in another order), so
+`threads` is recorded in run.json and runs meant to be compared bit for bit should set it.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from lafin_aug.checkpoint import CheckpointHeader, last_checkpoint
+from lafin_aug.cluster import job_backend
 from lafin_aug.config import Config, to_dict
 from lafin_aug.data.crops import FaceCrops, load_crops
 from lafin_aug.data.masks import BUCKETS, MaskConfig, make_mask
@@ -73,6 +79,8 @@ class GenerateConfig(Config):
     shard_size: int = 1000
     seed: int = 0
     workers: int = 1
+    scheduler: str = ""
+    threads: int | None = None
     batch: int = 8
     device: str = "auto"
     precision: str = "auto"
@@ -170,12 +178,26 @@ def augment_records(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, s
 def build_shard(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
                 config: GenerateConfig, precision: str, header: ShardHeader, path: Path,
                 threads: int | None) -> ManifestRow:
-    """Inpaint one shard's records and write it atomically (in a worker process: `threads` torch threads)."""
-    if threads:
-        torch.set_num_threads(threads)
-    images, labels, masks, edited = augment_records(plan, crops, landmarks, source_index, config,
-                                                    resolve_device(config.device), precision)
+    """Inpaint one shard's records with `threads` torch threads and write the shard atomically."""
+    own_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or own_threads)
+    try:
+        images, labels, masks, edited = augment_records(plan, crops, landmarks, source_index, config,
+                                                        resolve_device(config.device), precision)
+    finally:
+        torch.set_num_threads(own_threads)
     return write_shard(path, header, images, labels, masks, source_index[plan.faces], plan.epochs, edited)
+
+
+def job_threads(config: GenerateConfig) -> int | None:
+    """Torch intra-op threads of each shard job (None: leave the process's own setting)."""
+    if config.threads is not None:
+        if config.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {config.threads}")
+        return config.threads
+    if config.scheduler:
+        return 1
+    return max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
 
 
 @contextmanager
@@ -270,17 +292,17 @@ def generate(config: GenerateConfig, out: str | Path, bank: FaceCrops | None = N
     if bank.size != size:
         raise ValueError(f"crops are {bank.size}px but generation asks for {size}px")
     rank, world = distributed()
-    threads = max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
     header = ShardHeader(points=bank.points, size=size, dataset=config.data.dataset, split=config.data.split,
                          seed=config.seed, inpainter_sha256=sha256_file(inpainter))
     planned = plan_shards(len(bank), config)
     identity = record_identity(config, header, precision, len(bank))
+    threads = job_threads(config)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         claim_directory(out, identity)
         write_json(out / RUN_CONFIG_NAME, {**to_dict(header), "config": to_dict(config), "identity": identity,
                                            "precision": precision, "device": device.type, "world_size": world,
-                                           "threads_per_worker": threads or torch.get_num_threads(),
+                                           "threads_per_job": threads or torch.get_num_threads(),
                                            "faces": len(bank), "shards_planned": len(planned),
                                            "skipped": bank.skipped, "inpainter": inpainter_header.to_dict()})
     plans = [p for p in planned if p.index % world == rank]
@@ -289,16 +311,19 @@ def generate(config: GenerateConfig, out: str | Path, bank: FaceCrops | None = N
     todo = [p for p in plans if shard_name(p.index) not in done]
     jobs = (delayed(build_shard)(p, bank.images, bank.landmarks, bank.source_index, config, precision, header,
                                  out / shard_name(p.index), threads) for p in todo)
-    bar = tqdm(total=sum(len(p.faces) for p in todo), desc=f"generate (rank {rank}/{world})", unit="face",
-               disable=not progress)
     written = records = 0
-    for row in Parallel(n_jobs=config.workers, return_as="generator_unordered")(jobs):
-        record_in_manifest(out, row)
-        written += 1
-        records += row.records
-        bar.update(row.records)
-        bar.set_postfix(shards=f"{written}/{len(todo)}")
-    bar.close()
+    with job_backend(config.scheduler, config.workers) as backend:
+        if backend.cluster:
+            log.info("generate: shard jobs on %s", backend.cluster)
+        bar = tqdm(total=sum(len(p.faces) for p in todo), desc=f"generate (rank {rank}/{world})", unit="face",
+                   disable=not progress)
+        for row in Parallel(n_jobs=backend.n_jobs, return_as="generator_unordered")(jobs):
+            record_in_manifest(out, row)
+            written += 1
+            records += row.records
+            bar.update(row.records)
+            bar.set_postfix(shards=f"{written}/{len(todo)}")
+        bar.close()
     return GenerateSummary(out, len(bank), len(plans), written, len(plans) - len(todo), records,
                            time.perf_counter() - started)
 
