@@ -12,6 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(2)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the `cuda` marker: tests of the CUDA path, skipped where torch sees no GPU (`pytest -m cuda`)."""
+    config.addinivalue_line("markers", "cuda: exercises the CUDA path; skips where torch sees no CUDA device")
+
+
 def shared_data_dir() -> Path:
     """$LAFIN_AUG_SHARED_DATA, default ../shared/data beside the repository."""
     return Path(os.environ.get("LAFIN_AUG_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -21,6 +21,8 @@ from lafin_aug.detectors.trainer import DetectorTrainConfig, DetectorTrainer
 from lafin_aug.inpainters import Conditions, load_inpainter
 from lafin_aug.inpainters.lafin.config import LafinTrainConfig
 from lafin_aug.inpainters.lafin.trainer import LafinTrainer
+from lafin_aug.inpainters.mdr.config import MDRTrainConfig
+from lafin_aug.inpainters.mdr.trainer import MDRTrainer
 from lafin_aug.trainer import NonFiniteLoss, TrainingInterrupted
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG-19")
@@ -197,3 +199,39 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
     assert checkpoint["header"]["step"] == 2
+
+
+def _vgg_input_dtypes(trainer: LafinTrainer) -> set[torch.dtype]:
+    """The dtypes the VGG-19 loss network's first conv sees during one training step."""
+    seen: set[torch.dtype] = set()
+    handle = trainer.loss.vgg.features[0].register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+    trainer.train_step(trainer.batch(0))
+    handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("family", ["lafin", "mdr"])
+def test_fast_step_keeps_fp32_losses_bit_for_bit(bank, tmp_path, family):
+    """fast_step only removes work in fp32: the loss values of the first steps are identical."""
+    curves = []
+    for fast in (False, True):
+        config = dict(size=32, batch=2, vgg_weights="random", disc_width=8, device="cpu", precision="fp32",
+                      sample_every=0, fast_step=fast)
+        if family == "lafin":
+            trainer = LafinTrainer(LafinTrainConfig(width=8, blocks=1, steps=3, **config), tmp_path / f"l{fast}",
+                                   bank=bank, progress=False)
+        else:
+            trainer = MDRTrainer(MDRTrainConfig(width=8, recon_steps=0, coarse_steps=0, steps=3, **config),
+                                 tmp_path / f"m{fast}", bank=bank, progress=False)
+        curves.append([trainer.train_step(trainer.batch(step)) for step in range(3)])
+    assert curves[0] == curves[1]
+
+
+@pytest.mark.filterwarnings("ignore:VGG-19")
+def test_fast_step_runs_the_vgg_loss_network_at_the_run_precision(bank, tmp_path):
+    def trainer(fast: bool) -> LafinTrainer:
+        config = inpainter_config(vgg_weights="random", precision="bf16", fast_step=fast)
+        return LafinTrainer(config, tmp_path / str(fast), bank=bank, progress=False)
+
+    assert _vgg_input_dtypes(trainer(True)) == {torch.bfloat16}
+    assert _vgg_input_dtypes(trainer(False)) == {torch.float32}

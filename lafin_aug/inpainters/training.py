@@ -5,12 +5,15 @@ other networks) after `_prepare`, and provides `stateful`, `train_step`, `train`
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from lafin_aug.checkpoint import INPAINTER_FORMAT
 from lafin_aug.data.crops import FaceCrops, load_crops, masked_batch
@@ -73,10 +76,30 @@ class InpainterTrainer(Trainer):
             terms["consistency"] = self.consistency_loss(result, landmarks)
             terms["total"] = terms["total"] + self.config.consistency * terms["consistency"]
 
+    @contextmanager
+    def adversary_for_generator(self) -> Iterator[torch.nn.Module]:
+        """The discriminator that scores the generator's output: with fast_step its weights are frozen
+        for the graph built inside (only the generator needs gradients), else the training wrapper."""
+        if not self.config.fast_step:
+            yield self.d_train
+            return
+        self.discriminator.requires_grad_(False)
+        try:
+            yield self.discriminator
+        finally:
+            self.discriminator.requires_grad_(True)
+
+    def objective(self, generated: torch.Tensor, result: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
+                  d_fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The terms of InpaintLoss (Eq. 2-7); with fast_step its VGG-19 runs under the run's precision."""
+        with autocast(self.device, self.precision if self.config.fast_step else "fp32"):
+            return self.loss(generated, result, image, mask, d_fake_logits)
+
     def _build_adversary(self) -> None:
-        """self.discriminator (the PatchGAN on [image, landmark map]) and self.loss (LaFIn's Eq. 2-7 with the
-        run's VGG-19 choice, recorded in self.vgg_source)."""
+        """self.discriminator (the PatchGAN on [image, landmark map]; self.d_train wraps it for DDP) and
+        self.loss (LaFIn's Eq. 2-7 with the run's VGG-19 choice, recorded in self.vgg_source)."""
         self.discriminator = PatchDiscriminator(width=self.config.disc_width).to(self.device)
+        self.d_train = DistributedDataParallel(self.discriminator) if self.world > 1 else self.discriminator
         vgg, self.vgg_source = load_vgg19(self.config.vgg_weights)
         self.loss = InpaintLoss(vgg.to(self.device) if vgg is not None else None, self.config.weights)
 

@@ -30,10 +30,7 @@ class LafinTrainer(InpainterTrainer):
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=config.betas)
         self._start(resume)
-        self.g_train, self.d_train = self.generator, self.discriminator
-        if self.world > 1:
-            self.g_train = DistributedDataParallel(self.generator)
-            self.d_train = DistributedDataParallel(self.discriminator)
+        self.g_train = DistributedDataParallel(self.generator) if self.world > 1 else self.generator
 
     def stateful(self) -> dict[str, Any]:
         return {"generator": self.generator, "discriminator": self.discriminator, "opt_g": self.opt_g,
@@ -64,9 +61,9 @@ class LafinTrainer(InpainterTrainer):
         self.opt_d.step()
 
         self.opt_g.zero_grad(set_to_none=True)
-        with autocast(self.device, self.precision):
-            d_fake_g = self.d_train(result, lmap)
-        terms = self.loss(generated, result, image, mask, d_fake_g.float())
+        with autocast(self.device, self.precision), self.adversary_for_generator() as discriminator:
+            d_fake_g = discriminator(result, lmap)
+        terms = self.objective(generated, result, image, mask, d_fake_g.float())
         self.add_consistency(terms, result, landmarks)
         terms["total"].backward()
         self.opt_g.step()

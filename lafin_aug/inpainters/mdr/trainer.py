@@ -96,17 +96,17 @@ class MDRTrainer(InpainterTrainer):
         result = composite(generated, image, mask)
 
         with autocast(self.device, self.precision):
-            d_real = self.discriminator(image, lmap)
-            d_fake = self.discriminator(result.detach(), lmap)
+            d_real = self.d_train(image, lmap)
+            d_fake = self.d_train(result.detach(), lmap)
         loss_d = lsgan_discriminator_loss(d_real.float(), d_fake.float())
         self._apply(self.opt_d, loss_d)
 
-        with autocast(self.device, self.precision):
-            d_fake_g = self.discriminator(result, lmap)
+        with autocast(self.device, self.precision), self.adversary_for_generator() as discriminator:
+            d_fake_g = discriminator(result, lmap)
             with torch.no_grad():
                 target_features = self.reconstruction.encode(image)
             result_features = self.reconstruction.encode(result)
-        terms = self.loss(generated, result, image, mask, d_fake_g.float())
+        terms = self.objective(generated, result, image, mask, d_fake_g.float())
         terms["inco2"] = inco2_loss(result_features.float(), target_features.float(), batch["parsing"], mask)
         terms["total"] = terms["total"] + self.config.inco2 * terms["inco2"]
         self.add_consistency(terms, result, batch["landmarks"])
