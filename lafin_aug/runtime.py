@@ -98,6 +98,8 @@ def distributed() -> tuple[int, int]:
 def init_distributed(device: torch.device) -> tuple[int, int]:
     """`distributed()`, first starting the process group when launched by torchrun (WORLD_SIZE > 1)."""
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+        if device.type == "cuda":  # NCCL's own buffers and barriers go to the current device: this rank's GPU
+            torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return distributed()
 
