@@ -63,7 +63,7 @@ else
 fi
 BENCH+=(--device "$DEVICE" --width "$WIDTH" --blocks "$BLOCKS")
 
-BUDGET=450
+BUDGET=${BUDGET:-$([ "$SMOKE" = 1 ] && echo 150 || echo 450)}
 START=$SECONDS
 SUMMARY=()
 STAGE=0

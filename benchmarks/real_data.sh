@@ -98,3 +98,16 @@ for ruler in judge ruler; do
   $BIN eval-inpaint --inpainter plain="$CONS/plain" --inpainter consistency="$CONS/consistency" \
       --fidelity "$CONS/$ruler" --dataset pts --root "$DATA/wild/test" --size 128 --device cpu --out "$CONS/eval-$ruler"
 done
+# ... and the pairs each makes, for LAB (3 seeds, mix add, as in step 6)
+for name in plain consistency; do
+  $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$CONS/$name" --epochs 3 --device cpu \
+      --out "$CONS/$name-aug"
+done
+bench_consistency() {  # name variants
+  OMP_NUM_THREADS=1 $BIN bench --detector lab --model stacks=1 --model width=32 --dataset pts --root "$DATA/wild/train" \
+      --test-dataset pts --test-root "$DATA/wild/test" --aug "$CONS/$1-aug" --variants "$2" --seeds 3 \
+      --steps 1000 --batch 16 --size 64 --mix add --device cpu --out "$CONS/bench-$1"
+}
+( bench_consistency plain none,lafin ) &
+( bench_consistency consistency lafin ) &
+wait

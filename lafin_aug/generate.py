@@ -34,7 +34,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from lafin_aug.checkpoint import CheckpointHeader, last_checkpoint
-from lafin_aug.cluster import job_backend
+from lafin_aug.cluster import check_scheduler, job_backend
 from lafin_aug.config import Config, to_dict
 from lafin_aug.data.crops import FaceCrops, load_crops
 from lafin_aug.data.masks import BUCKETS, MaskConfig, make_mask
@@ -107,13 +107,21 @@ def plan_shards(faces: int, config: GenerateConfig) -> list[ShardPlan]:
             for j, start in enumerate(range(0, len(epochs), config.shard_size))]
 
 
-_MODELS: dict[tuple[str, str], tuple[torch.nn.Module, InpainterFamily, CheckpointHeader]] = {}
+_MODELS: dict[tuple[str, str, str], tuple[torch.nn.Module, InpainterFamily, CheckpointHeader]] = {}
 
 
-def _cached_inpainter(path: str, device: torch.device) -> tuple[torch.nn.Module, InpainterFamily, CheckpointHeader]:
-    """The generator, its family and header, loaded once per worker process (generator weights only)."""
-    key = (path, str(device))
+def _cached_inpainter(path: str, device: torch.device,
+                      sha256: str = "") -> tuple[torch.nn.Module, InpainterFamily, CheckpointHeader]:
+    """The generator, its family and header, loaded once per worker process (generator weights only).
+
+    With `sha256`, the file must still have that checksum (a long-lived cluster worker never inpaints
+    with weights other than those run.json names); ValueError otherwise.
+    """
+    key = (path, sha256, str(device))
     if key not in _MODELS:
+        if sha256 and sha256_file(path) != sha256:
+            raise ValueError(f"{path}: the inpainter changed after generate started (its sha256 is not the one in "
+                             f"run.json); rerun the command")
         model, header = load_inpainter(path, device)
         _MODELS[key] = (model, FAMILIES.get(header.family), header)
     return _MODELS[key]
@@ -149,10 +157,12 @@ def inpaint_records(model: torch.nn.Module, family: InpainterFamily, images: np.
 
 
 def augment_records(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, source_index: np.ndarray,
-                    config: GenerateConfig, device: torch.device, precision: str) -> tuple[np.ndarray, ...]:
+                    config: GenerateConfig, device: torch.device, precision: str,
+                    inpainter_sha256: str = "") -> tuple[np.ndarray, ...]:
     """(images, labels, masks, edited) of a plan's records: masks, optional landmark edits, inpainting.
 
-    `precision` is the resolved one (fp32 or bf16).
+    `precision` is the resolved one (fp32 or bf16); `inpainter_sha256`, when given, is checked against
+    config.inpainter's file before it is loaded.
     """
     size = crops.shape[1]
     images = crops[plan.faces].copy()
@@ -169,7 +179,7 @@ def augment_records(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, s
             labels[k], changed = edit_landmarks(labels[k], masks[k], rng)
             edited[k] = changed
     if len(augmented):
-        model, family, _ = _cached_inpainter(config.inpainter, device)
+        model, family, _ = _cached_inpainter(config.inpainter, device, inpainter_sha256)
         images[augmented] = inpaint_records(model, family, images[augmented], labels[augmented], masks[augmented],
                                             config.batch, device, precision)
     return images, labels, masks, edited
@@ -183,7 +193,8 @@ def build_shard(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, sourc
     torch.set_num_threads(threads or own_threads)
     try:
         images, labels, masks, edited = augment_records(plan, crops, landmarks, source_index, config,
-                                                        resolve_device(config.device), precision)
+                                                        resolve_device(config.device), precision,
+                                                        header.inpainter_sha256)
     finally:
         torch.set_num_threads(own_threads)
     return write_shard(path, header, images, labels, masks, source_index[plan.faces], plan.epochs, edited)
@@ -198,6 +209,17 @@ def job_threads(config: GenerateConfig) -> int | None:
     if config.scheduler:
         return 1
     return max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
+
+
+def warn_if_other_threads(out: Path, threads: int) -> None:
+    """Warn when the shards already in `out` were made with another thread count per job (their
+    generated pixels may differ from this run's by an intensity level)."""
+    if (out / RUN_CONFIG_NAME).exists():
+        before = read_run_config(out).get("threads_per_job")
+        if before is not None and before != threads:
+            log.warning("%s: earlier shards were made with %s torch threads per job, this run uses %s: generated "
+                        "pixels may differ between them by an intensity level (set --threads to match)",
+                        out, before, threads)
 
 
 @contextmanager
@@ -282,24 +304,27 @@ def generate(config: GenerateConfig, out: str | Path, bank: FaceCrops | None = N
              progress: bool = True) -> GenerateSummary:
     """Write (or finish) the shard directory `out` for `config`; returns a summary."""
     started = time.perf_counter()
-    out = Path(out)
+    out = Path(out).resolve()  # workers elsewhere on the cluster write here too
+    rank, world = distributed()
+    check_scheduler(config.scheduler, config.workers, world)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    inpainter = last_checkpoint(config.inpainter)
-    _, _, inpainter_header = _cached_inpainter(str(config.inpainter), device)
+    inpainter = str(last_checkpoint(config.inpainter).resolve())
+    inpainter_sha256 = sha256_file(inpainter)
+    _, _, inpainter_header = _cached_inpainter(inpainter, device, inpainter_sha256)
     size = config.size or inpainter_header.size
     bank = bank if bank is not None else load_crops(config.data, size, progress)
     if bank.size != size:
         raise ValueError(f"crops are {bank.size}px but generation asks for {size}px")
-    rank, world = distributed()
     header = ShardHeader(points=bank.points, size=size, dataset=config.data.dataset, split=config.data.split,
-                         seed=config.seed, inpainter_sha256=sha256_file(inpainter))
+                         seed=config.seed, inpainter_sha256=inpainter_sha256)
     planned = plan_shards(len(bank), config)
     identity = record_identity(config, header, precision, len(bank))
     threads = job_threads(config)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         claim_directory(out, identity)
+        warn_if_other_threads(out, threads or torch.get_num_threads())
         write_json(out / RUN_CONFIG_NAME, {**to_dict(header), "config": to_dict(config), "identity": identity,
                                            "precision": precision, "device": device.type, "world_size": world,
                                            "threads_per_job": threads or torch.get_num_threads(),
@@ -309,7 +334,8 @@ def generate(config: GenerateConfig, out: str | Path, bank: FaceCrops | None = N
     remove_stale_temporaries(out)
     done = finished_shards(out)
     todo = [p for p in plans if shard_name(p.index) not in done]
-    jobs = (delayed(build_shard)(p, bank.images, bank.landmarks, bank.source_index, config, precision, header,
+    job_config = config.replace(inpainter=inpainter)  # the checkpoint file itself, by absolute path
+    jobs = (delayed(build_shard)(p, bank.images, bank.landmarks, bank.source_index, job_config, precision, header,
                                  out / shard_name(p.index), threads) for p in todo)
     written = records = 0
     with job_backend(config.scheduler, config.workers) as backend:

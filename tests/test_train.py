@@ -224,6 +224,10 @@ def test_fast_step_keeps_fp32_losses_bit_for_bit(bank, tmp_path, family):
             trainer = MDRTrainer(MDRTrainConfig(width=8, recon_steps=0, coarse_steps=0, steps=3, **config),
                                  tmp_path / f"m{fast}", bank=bank, progress=False)
         curves.append([trainer.train_step(trainer.batch(step)) for step in range(3)])
+        discriminator = list(trainer.discriminator.parameters())
+        assert all(p.requires_grad for p in discriminator)
+        if family == "mdr":  # its generator update clears every gradient first, so D's come from that update only
+            assert all(p.grad is None for p in discriminator) == fast
     assert curves[0] == curves[1]
 
 
