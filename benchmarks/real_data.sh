@@ -65,15 +65,15 @@ for family in lafin mdr; do
       --out "$MDR_RUNS/$family-aug"
 done
 # The masks of both shard sets are the same (drawn from seed, epoch and face), so `classic` is run once.
-bench_family() {  # family variants
+bench_pairs() {  # runs-dir name variants: LAB (3 seeds, mix add) on the shards RUNS/NAME-aug, into RUNS/bench-NAME
   OMP_NUM_THREADS=1 $BIN bench --detector lab --model stacks=1 --model width=32 --dataset pts --root "$DATA/wild/train" \
-      --test-dataset pts --test-root "$DATA/wild/test" --aug "$MDR_RUNS/$1-aug" --variants "$2" --seeds 3 \
-      --steps 1000 --batch 16 --size 64 --mix add --device cpu --out "$MDR_RUNS/bench-$1"
+      --test-dataset pts --test-root "$DATA/wild/test" --aug "$1/$2-aug" --variants "$3" --seeds 3 \
+      --steps 1000 --batch 16 --size 64 --mix add --device cpu --out "$1/bench-$2"
 }
-( bench_family lafin none,classic ) &
-( bench_family lafin lafin; bench_family mdr lafin ) &
+( bench_pairs "$MDR_RUNS" lafin none,classic ) &
+( bench_pairs "$MDR_RUNS" lafin lafin; bench_pairs "$MDR_RUNS" mdr lafin ) &
 wait
-bench_family lafin none,classic,lafin   # every run cached: writes the combined summary
+bench_pairs "$MDR_RUNS" lafin none,classic,lafin   # every run cached: writes the combined summary
 
 # 7. The landmark-consistency loss at equal steps (issue "MDRNets", beyond both papers): LaFIn 128 px, width 32,
 #    no VGG, 1200 steps, with and without `consistency=1.0`, side by side on one thread each. The judge inside
@@ -103,11 +103,6 @@ for name in plain consistency; do
   $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$CONS/$name" --epochs 3 --device cpu \
       --out "$CONS/$name-aug"
 done
-bench_consistency() {  # name variants
-  OMP_NUM_THREADS=1 $BIN bench --detector lab --model stacks=1 --model width=32 --dataset pts --root "$DATA/wild/train" \
-      --test-dataset pts --test-root "$DATA/wild/test" --aug "$CONS/$1-aug" --variants "$2" --seeds 3 \
-      --steps 1000 --batch 16 --size 64 --mix add --device cpu --out "$CONS/bench-$1"
-}
-( bench_consistency plain none,lafin ) &
-( bench_consistency consistency lafin ) &
+( bench_pairs "$CONS" plain none,lafin ) &
+( bench_pairs "$CONS" consistency lafin ) &
 wait
