@@ -65,10 +65,11 @@ for family in lafin mdr; do
       --out "$MDR_RUNS/$family-aug"
 done
 # The masks of both shard sets are the same (drawn from seed, epoch and face), so `classic` is run once.
-bench_pairs() {  # runs-dir name variants: LAB (3 seeds, mix add) on the shards RUNS/NAME-aug, into RUNS/bench-NAME
+bench_pairs() {  # runs-dir name variants [mix]: LAB (3 seeds, mix add unless given) on the shards RUNS/NAME-aug,
+                #   into RUNS/bench-NAME (RUNS/bench-NAME-MIX with a mix)
   OMP_NUM_THREADS=1 $BIN bench --detector lab --model stacks=1 --model width=32 --dataset pts --root "$DATA/wild/train" \
       --test-dataset pts --test-root "$DATA/wild/test" --aug "$1/$2-aug" --variants "$3" --seeds 3 \
-      --steps 1000 --batch 16 --size 64 --mix add --device cpu --out "$1/bench-$2"
+      --steps 1000 --batch 16 --size 64 --mix "${4:-add}" --device cpu --out "$1/bench-$2${4:+-$4}"
 }
 ( bench_pairs "$MDR_RUNS" lafin none,classic ) &
 ( bench_pairs "$MDR_RUNS" lafin lafin; bench_pairs "$MDR_RUNS" mdr lafin ) &
@@ -105,4 +106,13 @@ for name in plain consistency; do
 done
 ( bench_pairs "$CONS" plain none,lafin ) &
 ( bench_pairs "$CONS" consistency lafin ) &
+wait
+
+# 8. The protocol and the hole size, on the pairs of step 7's plain LaFIn: the same shards with --mix replace
+#    (equal compute: half of each batch augmented) against add, and shards of small holes only (10-30 %, as the
+#    LaFIn code's own augmentation used one quarter-image block) against the full mix of buckets.
+$BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$CONS/plain" --epochs 3 --mask-buckets 10-20,20-30 \
+    --device cpu --out "$CONS/plain-small-aug"
+( bench_pairs "$CONS" plain none,lafin replace ) &
+( bench_pairs "$CONS" plain-small lafin ) &
 wait
