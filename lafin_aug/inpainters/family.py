@@ -56,9 +56,10 @@ class InpainterTrainConfig(Config):
     predicts landmarks on the composited output, and their distance to the conditioning landmarks
     over the inter-ocular distance, weighted by `consistency`, joins the generator's objective.
     fast_step: the faster training step (benchmarks/bench_training.py): the VGG-19 loss network runs
-    under the run's precision (bf16 autocast in bf16 runs, float32 reductions) and the
-    discriminator's weights are frozen while it scores the generator's output (their gradients were
-    discarded anyway; fp32 losses are unchanged bit for bit). False: the step of lafin-aug 0.2.
+    under the run's precision (bf16 autocast in bf16 runs, float32 reductions), and networks that only
+    judge the generator's output in its update (the discriminator, MDRNets' reconstruction encoder)
+    get no weight gradients there (they were discarded anyway; fp32 losses are unchanged bit for
+    bit). False: the step of lafin-aug 0.2.
     """
 
     data: DatasetSpec = field(default_factory=DatasetSpec)

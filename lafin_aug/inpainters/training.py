@@ -77,17 +77,31 @@ class InpainterTrainer(Trainer):
             terms["total"] = terms["total"] + self.config.consistency * terms["consistency"]
 
     @contextmanager
+    def frozen(self, *modules: torch.nn.Module) -> Iterator[None]:
+        """With fast_step, the graph built inside gives `modules` no weight gradients (the generator's
+        update would discard them); their inputs still get theirs. Without it, nothing changes."""
+        if not self.config.fast_step:
+            yield
+            return
+        parameters = [p for module in modules for p in module.parameters()]
+        trained = [p.requires_grad for p in parameters]
+        for p in parameters:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in zip(parameters, trained):
+                p.requires_grad_(flag)
+
+    @contextmanager
     def adversary_for_generator(self) -> Iterator[torch.nn.Module]:
-        """The discriminator that scores the generator's output: with fast_step its weights are frozen
-        for the graph built inside (only the generator needs gradients), else the training wrapper."""
+        """The discriminator that scores the generator's output: with fast_step the plain module, frozen
+        (see `frozen`), else the training wrapper."""
         if not self.config.fast_step:
             yield self.d_train
             return
-        self.discriminator.requires_grad_(False)
-        try:
+        with self.frozen(self.discriminator):
             yield self.discriminator
-        finally:
-            self.discriminator.requires_grad_(True)
 
     def objective(self, generated: torch.Tensor, result: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
                   d_fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -105,7 +105,8 @@ class MDRTrainer(InpainterTrainer):
             d_fake_g = discriminator(result, lmap)
             with torch.no_grad():
                 target_features = self.reconstruction.encode(image)
-            result_features = self.reconstruction.encode(result)
+            with self.frozen(self.reconstruction):
+                result_features = self.reconstruction.encode(result)
         terms = self.objective(generated, result, image, mask, d_fake_g.float())
         terms["inco2"] = inco2_loss(result_features.float(), target_features.float(), batch["parsing"], mask)
         terms["total"] = terms["total"] + self.config.inco2 * terms["inco2"]
