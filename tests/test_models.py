@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from lafin_aug.detectors import build_detector, predict_images
 from lafin_aug.detectors.lafin_gl import LandmarkNet, LandmarkNetConfig, to_normalised, to_pixel
 from lafin_aug.inpainters import FAMILIES, Conditions, InpainterFamily, build_inpainter, composite, register_family
 from lafin_aug.inpainters.lafin import LafinConfig, LafinGenerator, LafinTrainConfig
@@ -213,3 +214,30 @@ def test_bf16_autocast_forward_on_cpu():
     assert out.dtype == torch.bfloat16 and out.shape == (2, 3, 64, 64)
     for tensor in (out, logits, predicted):
         assert torch.isfinite(tensor.float()).all()
+
+
+class _PointAtCentre(torch.nn.Module):
+    """A stand-in detector for 32-px crops that always answers the pixel centre (15.5, 15.5)."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("Config", (), {"size": 32})()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+
+    def predict(self, image: torch.Tensor) -> torch.Tensor:
+        assert image.shape[-2:] == (32, 32), image.shape
+        return torch.full((len(image), 68, 2), 15.5)
+
+
+def test_predict_images_resizes_crops_of_another_size_and_maps_the_landmarks_back():
+    images = np.zeros((3, 64, 64, 3), np.uint8)
+    assert np.allclose(predict_images(_PointAtCentre(), images), 31.5)  # the centre of the 64-px grid
+    assert np.allclose(predict_images(_PointAtCentre(), images[:, :32, :32]), 15.5)
+
+
+@pytest.mark.parametrize("detector", ["lafin-gl", "lab"])
+def test_every_detector_scores_crops_of_another_size(detector):
+    options = {"width_mult": 0.25} if detector == "lafin-gl" else {"stacks": 1, "width": 8, "depth": 2}
+    model = build_detector(detector, {"points": 68, "size": 32, **options}).eval()
+    predicted = predict_images(model, np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8))
+    assert predicted.shape == (2, 68, 2) and np.isfinite(predicted).all()

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lafin_aug.checkpoint import (
@@ -71,10 +72,21 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple
 
 @torch.no_grad()
 def predict_images(model: nn.Module, images: np.ndarray, batch: int = 64, precision: str = "fp32") -> np.ndarray:
-    """Pixel-index landmarks [N,P,2] that `model` predicts for uint8 crops [N,S,S,3] (precision resolved)."""
+    """Pixel-index landmarks [N,P,2] that `model` predicts for uint8 crops [N,S,S,3] (precision resolved).
+
+    Crops of another side than the detector's `config.size` are resized to it (bilinear, antialiased
+    when shrinking) and the landmarks mapped back to the crops' pixel grid.
+    """
     device = next(model.parameters()).device
+    side = model.config.size
+    scale = images.shape[1] / side
     out = []
     for start in range(0, len(images), batch):
+        image = to_tensor(images[start:start + batch], device)
+        if image.shape[-1] != side:
+            image = F.interpolate(image, size=(side, side), mode="bilinear", align_corners=False,
+                                  antialias=scale > 1)
         with autocast(device, precision):
-            out.append(model.predict(to_tensor(images[start:start + batch], device)).float().cpu().numpy())
+            predicted = model.predict(image).float()
+        out.append(((predicted + 0.5) * scale - 0.5).cpu().numpy())
     return np.concatenate(out)
