@@ -100,10 +100,10 @@ def same_fp32_curve(size: int, steps: int, work: Path) -> tuple[bool, float]:
     """Whether fast_step and the current step give identical fp32 losses over `steps` steps (and the
     largest difference)."""
     curves = []
+    bank = crop_dataset(open_dataset("synthetic", count=16), size, progress=False)
     for fast in (False, True):
         config = LafinTrainConfig(size=size, width=32, batch=4, steps=steps, vgg_weights="random", device="cpu",
                                   precision="fp32", sample_every=0, fast_step=fast)
-        bank = crop_dataset(open_dataset("synthetic", count=16), size, progress=False)
         trainer = LafinTrainer(config, work / f"curve-{fast}", bank=bank, progress=False)
         curves.append([trainer.train_step(trainer.batch(step)) for step in range(steps)])
     differences = [abs(a[k] - b[k]) for a, b in zip(*curves) for k in a]

@@ -61,16 +61,16 @@ def _distributed() -> ModuleType:
 
 @contextmanager
 def job_backend(scheduler: str, workers: int) -> Iterator[Backend]:
-    """Run the Parallel calls inside on `scheduler` (see the module docstring); yields the Backend.
+    """Run the Parallel calls inside on `scheduler`, checked by `check_scheduler` (see the module
+    docstring); yields the Backend.
 
-    ValueError (one line naming --scheduler) for an invalid scheduler, one that cannot be reached or has
-    no worker within WORKER_WAIT_S seconds, a missing dask extra, and a worker dying repeatedly on the
-    jobs (Dask gives up on a job after its `allowed-failures`): rerunning the command finishes the work.
+    ValueError (one line naming --scheduler) for a scheduler that cannot be reached or has no worker
+    within WORKER_WAIT_S seconds, a missing dask extra, and a worker dying repeatedly on the jobs (Dask
+    gives up on a job after its `allowed-failures`): rerunning the command finishes the work.
     """
     if not scheduler:
         yield Backend(workers)
         return
-    check_scheduler(scheduler, workers, 1)
     distributed = _distributed()
     local = _LOCAL.fullmatch(scheduler)
     with ExitStack() as stack:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -107,24 +107,43 @@ def plan_shards(faces: int, config: GenerateConfig) -> list[ShardPlan]:
             for j, start in enumerate(range(0, len(epochs), config.shard_size))]
 
 
-_MODELS: dict[tuple[str, str, str], tuple[torch.nn.Module, InpainterFamily, CheckpointHeader]] = {}
+class CachedInpainter(NamedTuple):
+    """A loaded generator with its family, checkpoint header, and the sha256 and stat of its file."""
+
+    model: torch.nn.Module
+    family: InpainterFamily
+    header: CheckpointHeader
+    sha256: str
+    stat: tuple[int, int, int]
 
 
-def _cached_inpainter(path: str, device: torch.device,
-                      sha256: str = "") -> tuple[torch.nn.Module, InpainterFamily, CheckpointHeader]:
-    """The generator, its family and header, loaded once per worker process (generator weights only).
+_MODELS: dict[tuple[str, str], CachedInpainter] = {}
 
-    With `sha256`, the file must still have that checksum (a long-lived cluster worker never inpaints
-    with weights other than those run.json names); ValueError otherwise.
+
+def _file_stat(path: str) -> tuple[int, int, int]:
+    """(inode, size, mtime in ns): changes whenever a checkpoint is rewritten (atomically or in place)."""
+    info = os.stat(path)
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _cached_inpainter(path: str, device: torch.device, sha256: str = "") -> CachedInpainter:
+    """The generator of the file `path`, loaded and hashed once per process and file version (generator
+    weights only).
+
+    With `sha256`, the loaded weights must have that checksum: a file that no longer matches is a
+    ValueError (a long-lived cluster worker never inpaints with weights other than those run.json names).
     """
-    key = (path, sha256, str(device))
-    if key not in _MODELS:
-        if sha256 and sha256_file(path) != sha256:
-            raise ValueError(f"{path}: the inpainter changed after generate started (its sha256 is not the one in "
-                             f"run.json); rerun the command")
-        model, header = load_inpainter(path, device)
-        _MODELS[key] = (model, FAMILIES.get(header.family), header)
-    return _MODELS[key]
+    key = (path, str(device))
+    cached = _MODELS.get(key)
+    if cached is not None and cached.stat == _file_stat(path) and sha256 in ("", cached.sha256):
+        return cached
+    model, header = load_inpainter(path, device)  # its errors name the file
+    digest = sha256_file(path)
+    if sha256 and digest != sha256:
+        raise ValueError(f"{path}: the inpainter changed after generate started (its sha256 is not the one in "
+                         f"run.json); rerun the command")
+    cached = _MODELS[key] = CachedInpainter(model, FAMILIES.get(header.family), header, digest, _file_stat(path))
+    return cached
 
 
 def mask_config(config: GenerateConfig) -> MaskConfig:
@@ -179,7 +198,7 @@ def augment_records(plan: ShardPlan, crops: np.ndarray, landmarks: np.ndarray, s
             labels[k], changed = edit_landmarks(labels[k], masks[k], rng)
             edited[k] = changed
     if len(augmented):
-        model, family, _ = _cached_inpainter(config.inpainter, device, inpainter_sha256)
+        model, family = _cached_inpainter(config.inpainter, device, inpainter_sha256)[:2]
         images[augmented] = inpaint_records(model, family, images[augmented], labels[augmented], masks[augmented],
                                             config.batch, device, precision)
     return images, labels, masks, edited
@@ -310,8 +329,7 @@ def generate(config: GenerateConfig, out: str | Path, bank: FaceCrops | None = N
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     inpainter = str(last_checkpoint(config.inpainter).resolve())
-    inpainter_sha256 = sha256_file(inpainter)
-    _, _, inpainter_header = _cached_inpainter(inpainter, device, inpainter_sha256)
+    _, _, inpainter_header, inpainter_sha256, _ = _cached_inpainter(inpainter, device)
     size = config.size or inpainter_header.size
     bank = bank if bank is not None else load_crops(config.data, size, progress)
     if bank.size != size:
@@ -321,13 +339,14 @@ def generate(config: GenerateConfig, out: str | Path, bank: FaceCrops | None = N
     planned = plan_shards(len(bank), config)
     identity = record_identity(config, header, precision, len(bank))
     threads = job_threads(config)
+    threads_per_job = threads or torch.get_num_threads()
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         claim_directory(out, identity)
-        warn_if_other_threads(out, threads or torch.get_num_threads())
+        warn_if_other_threads(out, threads_per_job)
         write_json(out / RUN_CONFIG_NAME, {**to_dict(header), "config": to_dict(config), "identity": identity,
                                            "precision": precision, "device": device.type, "world_size": world,
-                                           "threads_per_job": threads or torch.get_num_threads(),
+                                           "threads_per_job": threads_per_job,
                                            "faces": len(bank), "shards_planned": len(planned),
                                            "skipped": bank.skipped, "inpainter": inpainter_header.to_dict()})
     plans = [p for p in planned if p.index % world == rank]
@@ -368,8 +387,8 @@ class OnTheFlyAugment(torch.utils.data.IterableDataset):
                  mask_buckets: tuple[str, ...] = tuple(BUCKETS), edit: float = 0.0, device: str = "cpu",
                  precision: str = "auto"):
         self.bank = bank
-        self.config = GenerateConfig(inpainter=str(inpainter), seed=seed, batch=batch, mask_buckets=mask_buckets,
-                                     edit=edit, device=device, precision=precision)
+        self.config = GenerateConfig(inpainter=str(last_checkpoint(inpainter).resolve()), seed=seed, batch=batch,
+                                     mask_buckets=mask_buckets, edit=edit, device=device, precision=precision)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

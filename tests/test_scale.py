@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,3 +174,19 @@ def test_torchrun_two_ranks_write_the_serial_records(inpainter, serial, tmp_path
     assert verify_shards(tmp_path).ok
     assert_same_records(serial, read_all(tmp_path))
     assert read_run_config(tmp_path)["world_size"] == 2
+
+
+def test_a_rewritten_checkpoint_is_reloaded_not_served_from_the_cache(inpainter, tmp_path):
+    path = tmp_path / "inpainter.pt"
+    shutil.copy(inpainter, path)
+    first = _cached_inpainter(str(path), torch.device("cpu"))
+    state = torch.load(path, weights_only=True)
+    weights = state["generator"]
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1
+    torch.save(state, tmp_path / "new.pt")
+    os.replace(tmp_path / "new.pt", path)
+    second = _cached_inpainter(str(path), torch.device("cpu"))
+    assert second.sha256 != first.sha256
+    first_tensor, second_tensor = (next(iter(c.model.state_dict().values())) for c in (first, second))
+    assert not torch.equal(first_tensor, second_tensor)
