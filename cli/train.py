@@ -15,9 +15,10 @@ common_options = dict(
     seed=click.option("--seed", default=0, show_default=True, help="Seed of weights, batches and masks."),
     out=click.option("--out", type=click.Path(), required=True, help="Run directory."),
     resume=click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
-    checkpoint_every=click.option("--checkpoint-every", default=500, show_default=True,
-                                  help="Steps between kept checkpoints (last.pt is written every time)."),
-    sample_every=click.option("--sample-every", default=250, show_default=True,
+    checkpoint_every=click.option("--checkpoint-every", default=500, show_default=True, type=click.IntRange(0),
+                                  help="Steps between kept checkpoints (last.pt is written every time; 0: "
+                                       "last.pt only)."),
+    sample_every=click.option("--sample-every", default=250, show_default=True, type=click.IntRange(0),
                               help="Steps between sample pictures (0: none)."),
 )
 

@@ -243,7 +243,7 @@ class Trainer(ABC):
                         self.log.write({"step": self.step, **values, "images_per_s": rate})
                     if cfg.sample_every and (self.step % cfg.sample_every == 0 or last):
                         self.sample(batch, self.run.samples / f"step-{self.step:07d}.png")
-                    periodic = self.step % cfg.checkpoint_every == 0
+                    periodic = bool(cfg.checkpoint_every) and self.step % cfg.checkpoint_every == 0
                     if periodic or last or interrupt["stop"]:
                         self.run.save(self.checkpoint(), self.step, periodic)
                 bar.set_postfix(loss=f"{values['total']:.4f}", img_s=f"{rate:.1f}")

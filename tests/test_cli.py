@@ -61,6 +61,17 @@ def test_training_a_second_time_into_a_run_needs_resume(checkpoints):
     assert result.output.startswith(f"Error: {run} already holds a run (pass --resume to continue it")
 
 
+def test_checkpoint_every_zero_keeps_last_pt_only_and_negative_is_a_usage_error(tmp_path):
+    run = tmp_path / "run"
+    options = ["train", "landmarks", "--count", "4", "--size", "32", "--steps", "2", "--batch", "2",
+               "--detector", "lafin-gl", "--model", "width_mult=0.25", "--out", str(run)]
+    result = CliRunner().invoke(main, [*options, "--checkpoint-every", "0"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt"]
+    result = CliRunner().invoke(main, [*options, "--checkpoint-every", "-1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
 def test_the_demo_runs_every_stage_at_a_tiny_size(tmp_path, capsys):
     from lafin_aug.demo import DemoConfig, run_demo
     paths = run_demo(tmp_path, DemoConfig(faces=8, test_faces=4, size=32, inpainter_steps=2, predictor_steps=2,

@@ -203,3 +203,43 @@ def test_eval_inpaint_puts_families_side_by_side_with_landmark_fidelity(bank, tr
                                       "--dataset", "synthetic", "--count", "2", "--size", str(SIZE), "--device", "cpu",
                                       "--out", str(tmp_path / "named")])
     assert named.exit_code == 0 and "small PSNR" in named.output and "ours PSNR" in named.output
+
+
+_DDP_WORKER = """
+import sys, torch
+import torch.distributed as dist
+sys.path.insert(0, {tests!r})
+from test_mdr import config
+from lafin_aug.inpainters.mdr.trainer import MDRTrainer
+
+trainer = MDRTrainer(config(sample_every=0), {run!r}, progress=False)
+trainer.fit()
+torch.save({{"generator": trainer.generator.state_dict(), "reconstruction": trainer.reconstruction.state_dict(),
+             "discriminator": trainer.discriminator.state_dict(), "faces": trainer.batch(5)["image"]}},
+           {out!r}.format(dist.get_rank()))
+"""
+
+
+def test_ddp_ranks_hold_the_same_mdr_weights_and_memory_after_every_stage(tmp_path):
+    """torchrun, gloo, 2 processes on different faces: after all three stages every network and the
+    memory slots are identical on both ranks (without averaging, the stages' networks would diverge)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "worker.py"
+    out = str(tmp_path / "rank{}.pt")
+    script.write_text(_DDP_WORKER.format(tests=str(Path(__file__).parent), run=str(tmp_path / "run"), out=out))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(out.format(rank), weights_only=True) for rank in (0, 1)]
+    assert not torch.equal(ranks[0]["faces"], ranks[1]["faces"])  # each rank trained on its own faces
+    for key in ("generator", "reconstruction", "discriminator"):
+        for name, tensor in ranks[0][key].items():
+            assert torch.equal(tensor, ranks[1][key][name]), (key, name)
+    start = MDRGenerator(MDRConfig(**{k: v for k, v in TINY.items() if k in MDRConfig.__dataclass_fields__}))
+    for name in ("memory.slots", "coarse.encoders.0.conv.conv.weight"):  # both trained: moved from the start
+        assert not torch.equal(ranks[0]["generator"][name], start.state_dict()[name]), name

@@ -9,6 +9,10 @@
 Each step belongs to one stage (`MDRTrainConfig.stage`), so `--resume` continues any stage exactly,
 memory slots included (they are a buffer of the generator). Memory slots are updated only in the
 refine stage, from this rank's batch (all ranks' vectors under torch.distributed).
+
+Under torchrun every rank trains on its own share of each step's faces; the discriminator is wrapped in
+DDP and the gradients of the other stages' networks are averaged over the ranks before each optimiser
+step, so all ranks hold the same weights and memory slots after every step.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from lafin_aug.inpainters.mdr.reconstruction import ReconstructionNet
 from lafin_aug.inpainters.training import InpainterTrainer
 from lafin_aug.losses import lsgan_discriminator_loss, pixel_l1, total_variation
 from lafin_aug.models.conditioning import landmark_map
-from lafin_aug.runtime import autocast
+from lafin_aug.runtime import autocast, average_gradients
 
 
 class MDRTrainer(InpainterTrainer):
@@ -116,10 +120,13 @@ class MDRTrainer(InpainterTrainer):
         return terms
 
     def _apply(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        """One optimiser step on `loss` (other stages' gradients are cleared first)."""
+        """One optimiser step on `loss` (other stages' gradients are cleared first), with the gradients
+        averaged over the ranks under torchrun (the discriminator's by its DDP wrapper)."""
         for group in (self.opt_recon, self.opt_coarse, self.opt_refine, self.opt_d):
             group.zero_grad(set_to_none=True)
         loss.backward()
+        if optimizer is not self.opt_d:
+            average_gradients(p for group in optimizer.param_groups for p in group["params"])
         optimizer.step()
 
 
