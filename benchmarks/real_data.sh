@@ -116,3 +116,41 @@ $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$CONS/plain" 
 ( bench_pairs "$CONS" plain lafin replace ) &   # `none` does not depend on the mix: step 7 ran it
 ( bench_pairs "$CONS" plain-small lafin ) &
 wait
+
+# 9. MDRNets trained longer, with and without the consistency loss (issue "MDRNets"): step 6's MDRNets is
+#    forked at its step-2000 checkpoint (1200 refinement steps in) and both copies continue to step 4800 on one
+#    thread each, identical but for `consistency=1.0` with step 7's judge; fidelity is scored by step 7's
+#    independent LAB ruler. Then the pairs of each (and the plain one's small holes) for LAB, full set; the
+#    consistency pairs also on the 25 % subset and for G_L.
+LONG=${LONG_RUNS:-$RUNS/long}
+for name in plain cons; do
+  mkdir -p "$LONG/$name/checkpoints" "$LONG/$name/samples"
+  cp "$MDR_RUNS/mdr/config.json" "$MDR_RUNS/mdr/log.csv" "$LONG/$name/"
+  cp "$MDR_RUNS/mdr/checkpoints/step-0002000.pt" "$LONG/$name/checkpoints/last.pt"
+done
+train_long() {  # name extra-model-options...
+  local name=$1; shift
+  OMP_NUM_THREADS=1 $BIN train inpainter --family mdr --dataset pts --root "$DATA/wild/train" --size 128 \
+      --steps 4800 --batch 4 --model recon_steps=200 --model coarse_steps=600 --model vgg_weights=off "$@" \
+      --device cpu --out "$LONG/$name" --resume
+}
+( train_long plain ) &
+( train_long cons --model consistency=1.0 --model consistency_detector="$CONS/judge" ) &
+wait
+$BIN eval-inpaint --inpainter mdr2115="$MDR_RUNS/mdr" --inpainter plain="$LONG/plain" --inpainter consistency="$LONG/cons" \
+    --fidelity "$CONS/ruler" --dataset pts --root "$DATA/wild/test" --size 128 --device cpu --out "$LONG/eval-ruler"
+for name in cons plain; do
+  $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$LONG/$name" --epochs 3 --device cpu \
+      --out "$LONG/$name-aug"
+done
+$BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$LONG/plain" --epochs 3 --mask-buckets 10-20,20-30 \
+    --device cpu --out "$LONG/plain-small-aug"
+( bench_pairs "$LONG" plain lafin; bench_pairs "$LONG" plain-small lafin
+  OMP_NUM_THREADS=1 $BIN bench --detector lafin-gl --model width_mult=1.0 --dataset pts --root "$DATA/wild/train" \
+      --test-dataset pts --test-root "$DATA/wild/test" --aug "$LONG/cons-aug" --variants none,lafin --seeds 3 \
+      --steps 1500 --batch 16 --size 64 --mix add --device cpu --out "$LONG/bench-gl-cons" ) &
+( bench_pairs "$LONG" cons lafin
+  OMP_NUM_THREADS=1 $BIN bench --detector lab --model stacks=1 --model width=32 --dataset pts --root "$DATA/wild/train" \
+      --test-dataset pts --test-root "$DATA/wild/test" --aug "$LONG/cons-aug" --variants none,lafin --seeds 3 \
+      --steps 1000 --batch 16 --size 64 --mix add --train-fraction 0.25 --device cpu --out "$LONG/bench-cons-0.25" ) &
+wait

@@ -68,11 +68,11 @@ def eval_masks(bank: FaceCrops, bucket: str, bucket_id: int, seed: int) -> np.nd
     return np.stack([make_mask(bank.size, seed, bucket_id, int(i), config) for i in bank.source_index])
 
 
-def image_scores(filled: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Mean PSNR, SSIM and L1 (in %) over the faces."""
-    return {"psnr": float(np.mean([psnr(a, b) for a, b in zip(filled, truth)])),
-            "ssim": float(np.mean([ssim(a, b) for a, b in zip(filled, truth)])),
-            "l1": 100 * float(np.mean([l1(a, b) for a, b in zip(filled, truth)]))}
+def image_scores(filled: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
+    """PSNR, SSIM and L1 (in %) of each face: one row per face."""
+    return pd.DataFrame({"psnr": [psnr(a, b) for a, b in zip(filled, truth)],
+                         "ssim": [ssim(a, b) for a, b in zip(filled, truth)],
+                         "l1": [100 * l1(a, b) for a, b in zip(filled, truth)]})
 
 
 def load_methods(inpainters: dict[str, str | Path] | list[str | Path],
@@ -92,8 +92,9 @@ def load_methods(inpainters: dict[str, str | Path] | list[str | Path],
 def evaluate_inpainting(inpainters: dict[str, str | Path] | list[str | Path] | str | Path, config: InpaintEvalConfig,
                         out: str | Path, landmarks: str | Path | None = None, fidelity: str | Path | None = None,
                         bank: FaceCrops | None = None, progress: bool = True) -> pd.DataFrame:
-    """Score the inpainters and the classical baselines per bucket; writes table.md/.csv, results.json,
-    examples.png (one column per method)."""
+    """Score the inpainters and the classical baselines per bucket; writes table.md/.csv (means over the
+    faces), per_face.csv (every face's scores, for paired comparisons: the faces and masks are the same
+    for every method), results.json, examples.png (one column per method)."""
     if isinstance(inpainters, (str, Path)):
         inpainters = [inpainters]
     out = Path(out)
@@ -107,6 +108,7 @@ def evaluate_inpainting(inpainters: dict[str, str | Path] | list[str | Path] | s
     nme = lambda model, images: landmark_scores(predict_images(model, images, precision=precision),  # noqa: E731
                                                 bank.landmarks)
     rows: list[dict[str, Any]] = []
+    per_face: list[pd.DataFrame] = []
     if predictor is not None:
         rows.append({"method": "landmarks", "bucket": "unmasked", **_nme_columns(nme(predictor, bank.images))})
     if judge is not None:
@@ -119,8 +121,9 @@ def evaluate_inpainting(inpainters: dict[str, str | Path] | list[str | Path] | s
                                        config.batch, device, precision) for name, (_, model, header) in methods.items()}
         fills.update({name: fill_holes(bank.images, masks, name) for name in CLASSICAL})
         for method, filled in fills.items():
-            rows.append({"method": method, "bucket": bucket, "hole": hole, "n": len(bank),
-                         **image_scores(filled, bank.images)})
+            scores = image_scores(filled, bank.images)
+            rows.append({"method": method, "bucket": bucket, "hole": hole, "n": len(bank), **scores.mean().to_dict()})
+            per_face.append(scores.assign(method=method, bucket=bucket, face=bank.source_index))
             if judge is not None:
                 rows.append({"method": f"fidelity:{method}", "bucket": bucket, "hole": hole,
                              **_nme_columns(nme(judge, filled))})
@@ -133,6 +136,7 @@ def evaluate_inpainting(inpainters: dict[str, str | Path] | list[str | Path] | s
                              *(filled[k] for filled in fills.values()), bank.images[k]])
     table = pd.DataFrame(rows)
     table.to_csv(out / "table.csv", index=False)
+    pd.concat(per_face)[["method", "bucket", "face", "psnr", "ssim", "l1"]].to_csv(out / "per_face.csv", index=False)
     (out / "table.md").write_text(markdown_table(table))
     write_json(out / "results.json", {"inpainters": {name: str(path) for name, (path, _, _) in methods.items()},
                                       "landmarks": str(landmarks or ""), "fidelity": str(fidelity or ""),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from lafin_aug.cli.main import main
@@ -49,6 +50,13 @@ def test_eval_inpaint_writes_tables_and_examples(checkpoints, tmp_path):
     assert "unmasked" in result.output
     for name in ("table.md", "table.csv", "results.json", "examples.png"):
         assert (tmp_path / name).is_file()
+    table, faces = pd.read_csv(tmp_path / "table.csv"), pd.read_csv(tmp_path / "per_face.csv")
+    assert len(faces) == 4 * len(table.dropna(subset=["psnr"]))  # every face of every (method, bucket)
+    means = faces.groupby(["method", "bucket"], sort=False)[["psnr", "ssim", "l1"]].mean().reset_index()
+    merged = means.merge(table, on=["method", "bucket"], suffixes=("", "_table"))
+    assert len(merged) == len(means)
+    for column in ("psnr", "ssim", "l1"):
+        assert merged[column].to_numpy() == pytest.approx(merged[f"{column}_table"].to_numpy())
 
 
 def test_training_a_second_time_into_a_run_needs_resume(checkpoints):
