@@ -121,7 +121,8 @@ wait
 #    forked at its step-2000 checkpoint (1200 refinement steps in) and both copies continue to step 4800 on one
 #    thread each, identical but for `consistency=1.0` with step 7's judge; fidelity is scored by step 7's
 #    independent LAB ruler. Then the pairs of each (and the plain one's small holes) for LAB, full set; the
-#    consistency pairs also on the 25 % subset and for G_L.
+#    consistency pairs also on the 25 % subset; the plain pairs (the best on the full set) on the 25 % subset
+#    and for G_L.
 LONG=${LONG_RUNS:-$RUNS/long}
 for name in plain cons; do
   mkdir -p "$LONG/$name/checkpoints" "$LONG/$name/samples"
@@ -145,12 +146,16 @@ for name in cons plain; do
 done
 $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$LONG/plain" --epochs 3 --mask-buckets 10-20,20-30 \
     --device cpu --out "$LONG/plain-small-aug"
+bench_more() {  # detector-options... : 3 seeds on $LONG/plain-aug (--mix add), any extra options last
+  OMP_NUM_THREADS=1 $BIN bench --dataset pts --root "$DATA/wild/train" --test-dataset pts --test-root "$DATA/wild/test" \
+      --aug "$LONG/plain-aug" --seeds 3 --batch 16 --size 64 --mix add --device cpu "$@"
+}
 ( bench_pairs "$LONG" plain lafin; bench_pairs "$LONG" plain-small lafin
-  OMP_NUM_THREADS=1 $BIN bench --detector lafin-gl --model width_mult=1.0 --dataset pts --root "$DATA/wild/train" \
-      --test-dataset pts --test-root "$DATA/wild/test" --aug "$LONG/cons-aug" --variants none,lafin --seeds 3 \
-      --steps 1500 --batch 16 --size 64 --mix add --device cpu --out "$LONG/bench-gl-cons" ) &
+  bench_more --detector lafin-gl --model width_mult=1.0 --steps 1500 --variants none,lafin --out "$LONG/bench-gl-plain" ) &
 ( bench_pairs "$LONG" cons lafin
   OMP_NUM_THREADS=1 $BIN bench --detector lab --model stacks=1 --model width=32 --dataset pts --root "$DATA/wild/train" \
       --test-dataset pts --test-root "$DATA/wild/test" --aug "$LONG/cons-aug" --variants none,lafin --seeds 3 \
-      --steps 1000 --batch 16 --size 64 --mix add --train-fraction 0.25 --device cpu --out "$LONG/bench-cons-0.25" ) &
+      --steps 1000 --batch 16 --size 64 --mix add --train-fraction 0.25 --device cpu --out "$LONG/bench-cons-0.25"
+  bench_more --detector lab --model stacks=1 --model width=32 --steps 1000 --variants lafin --train-fraction 0.25 \
+      --out "$LONG/bench-plain-0.25" ) &
 wait
