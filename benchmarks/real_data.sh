@@ -146,16 +146,16 @@ for name in cons plain; do
 done
 $BIN generate --dataset pts --root "$DATA/wild/train" --inpainter "$LONG/plain" --epochs 3 --mask-buckets 10-20,20-30 \
     --device cpu --out "$LONG/plain-small-aug"
-bench_more() {  # detector-options... : 3 seeds on $LONG/plain-aug (--mix add), any extra options last
+bench_more() {  # shards-name detector-options...: 3 seeds on $LONG/NAME-aug (--mix add), any extra options last
+  local shards=$1; shift
   OMP_NUM_THREADS=1 $BIN bench --dataset pts --root "$DATA/wild/train" --test-dataset pts --test-root "$DATA/wild/test" \
-      --aug "$LONG/plain-aug" --seeds 3 --batch 16 --size 64 --mix add --device cpu "$@"
+      --aug "$LONG/$shards-aug" --seeds 3 --batch 16 --size 64 --mix add --device cpu "$@"
 }
+LAB=(--detector lab --model stacks=1 --model width=32 --steps 1000)
 ( bench_pairs "$LONG" plain lafin; bench_pairs "$LONG" plain-small lafin
-  bench_more --detector lafin-gl --model width_mult=1.0 --steps 1500 --variants none,lafin --out "$LONG/bench-gl-plain" ) &
+  bench_more plain --detector lafin-gl --model width_mult=1.0 --steps 1500 --variants none,lafin \
+      --out "$LONG/bench-gl-plain" ) &
 ( bench_pairs "$LONG" cons lafin
-  OMP_NUM_THREADS=1 $BIN bench --detector lab --model stacks=1 --model width=32 --dataset pts --root "$DATA/wild/train" \
-      --test-dataset pts --test-root "$DATA/wild/test" --aug "$LONG/cons-aug" --variants none,lafin --seeds 3 \
-      --steps 1000 --batch 16 --size 64 --mix add --train-fraction 0.25 --device cpu --out "$LONG/bench-cons-0.25"
-  bench_more --detector lab --model stacks=1 --model width=32 --steps 1000 --variants lafin --train-fraction 0.25 \
-      --out "$LONG/bench-plain-0.25" ) &
+  bench_more cons "${LAB[@]}" --variants none,lafin --train-fraction 0.25 --out "$LONG/bench-cons-0.25"
+  bench_more plain "${LAB[@]}" --variants lafin --train-fraction 0.25 --out "$LONG/bench-plain-0.25" ) &
 wait

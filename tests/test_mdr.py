@@ -3,6 +3,10 @@ and the rest of the toolkit (generate, verify, preview, OnTheFlyAugment, eval-in
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -223,11 +227,6 @@ torch.save({{"generator": trainer.generator.state_dict(), "reconstruction": trai
 def test_ddp_ranks_hold_the_same_mdr_weights_and_memory_after_every_stage(tmp_path):
     """torchrun, gloo, 2 processes on different faces: after all three stages every network and the
     memory slots are identical on both ranks (without averaging, the stages' networks would diverge)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     script = tmp_path / "worker.py"
     out = str(tmp_path / "rank{}.pt")
     script.write_text(_DDP_WORKER.format(tests=str(Path(__file__).parent), run=str(tmp_path / "run"), out=out))
