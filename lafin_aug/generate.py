@@ -58,6 +58,7 @@ from lafin_aug.shards import (
     write_manifest,
     write_shard,
 )
+from lafin_aug.shards.split import consumer, resolve_ranks, share
 
 log = logging.getLogger(__name__)
 
@@ -378,17 +379,25 @@ class OnTheFlyAugment(torch.utils.data.IterableDataset):
 
     Yields the same record dicts as :class:`lafin_aug.shards.AugmentedShards` (image float32
     [3,S,S] in [0,1], landmarks [P,2], mask uint8 [1,S,S], epoch, source_index, edited), one per
-    face per pass, in a (seed, epoch)-shuffled order split across DataLoader workers. Call
-    :meth:`set_epoch` each epoch for new masks; masks and edits follow the generate engine's
-    rules, so epoch e of face i equals record (i, e) of `lafin-aug generate` with the same seed.
+    face per pass. Call :meth:`set_epoch` each epoch for new masks; masks and edits follow the
+    generate engine's rules, so epoch e of face i equals record (i, e) of `lafin-aug generate`
+    with the same seed.
+
+    Splitting (:mod:`lafin_aug.shards.split`, as :class:`~lafin_aug.shards.AugmentedShards`): the
+    faces, permuted by (seed, epoch) identically on every consumer, are cut into contiguous ranges,
+    one per DataLoader worker of every rank, so one pass over all ranks yields every face exactly
+    once; ``len()`` is this rank's share. The permutation is of the whole bank, so no shuffle buffer
+    is needed. Rank and world size come from the constructor, else an initialised torch.distributed,
+    else the RANK/WORLD_SIZE environment variables, read when the dataset is built.
     """
 
     def __init__(self, bank: FaceCrops, inpainter: str | Path, seed: int = 0, batch: int = 8,
                  mask_buckets: tuple[str, ...] = tuple(BUCKETS), edit: float = 0.0, device: str = "cpu",
-                 precision: str = "auto"):
+                 precision: str = "auto", rank: int | None = None, world_size: int | None = None):
         self.bank = bank
         self.config = GenerateConfig(inpainter=str(last_checkpoint(inpainter).resolve()), seed=seed, batch=batch,
                                      mask_buckets=mask_buckets, edit=edit, device=device, precision=precision)
+        self.rank, self.world_size = resolve_ranks(rank, world_size)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -396,12 +405,13 @@ class OnTheFlyAugment(torch.utils.data.IterableDataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.bank)
+        """Faces this rank yields in one pass."""
+        start, stop = share(len(self.bank), self.rank, self.world_size)
+        return stop - start
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = torch.utils.data.get_worker_info()
-        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
-        order = np.random.default_rng((self.config.seed, self.epoch, 0x0F1)).permutation(len(self.bank))[worker::workers]
+        lo, hi = share(len(self.bank), *consumer(self.rank, self.world_size))
+        order = np.random.default_rng((self.config.seed, self.epoch, 0x0F1)).permutation(len(self.bank))[lo:hi]
         device = resolve_device(self.config.device)
         precision = resolve_precision(self.config.precision, device)
         for start in range(0, len(order), self.config.batch):

@@ -1,6 +1,6 @@
 """The IterableDataset that streams shard records into any detector's training loop
-(:class:`AugmentedShards`, :func:`to_record`), with its splitting over ranks and workers and its
-shuffling.
+(:class:`AugmentedShards`, :func:`to_record`); its split over ranks and workers and its shuffle
+buffer are :mod:`lafin_aug.shards.split`'s.
 
 Checks: what is refused where
 -----------------------------
@@ -55,10 +55,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset
 
 from lafin_aug.io import sha256_file
-from lafin_aug.runtime import distributed
 from lafin_aug.shards.format import (
     MANIFEST_NAME,
     ManifestRow,
@@ -74,6 +73,7 @@ from lafin_aug.shards.format import (
     read_manifest,
     shard_errors,
 )
+from lafin_aug.shards.split import consumer, resolve_ranks, share, shuffle_buffer
 
 _READ_BLOCK = 32  # records read from a shard per h5py call
 
@@ -167,12 +167,12 @@ class AugmentedShards(IterableDataset):
       the crop, source_index >= 0, epoch >= -1, edited in {0,1}; per read block, masks in {0,1}
       and empty for real records. Any h5py/OS error reading a shard becomes ShardFormatError.
 
-    Splitting: the consumers are the DataLoader workers of every rank, C = world_size x
-    num_workers, consumer k = rank x num_workers + worker id. The records of one pass, in this
-    epoch's shard order and file order within a shard, are cut into C contiguous ranges of
-    nearly equal size (they differ by at most one record) and consumer k reads range k. With at
-    least as many shards as consumers that means whole shards plus at most two partial ones per
-    consumer; with fewer shards it splits inside shards. Either way one pass yields every record
+    Splitting (:mod:`lafin_aug.shards.split`): the consumers are the DataLoader workers of every
+    rank, C = world_size x num_workers, consumer k = rank x num_workers + worker id. The records of
+    one pass, in this epoch's shard order and file order within a shard, are cut into C contiguous
+    ranges of nearly equal size (they differ by at most one record) and consumer k reads range k.
+    With at least as many shards as consumers that means whole shards plus at most two partial ones
+    per consumer; with fewer shards it splits inside shards. Either way one pass yields every record
     exactly once and no consumer waits on another's extra shard. Rank and world size come from
     the constructor, else an initialised torch.distributed, else the RANK/WORLD_SIZE environment
     variables, read when the dataset is built (build it after ``init_process_group``).
@@ -197,11 +197,7 @@ class AugmentedShards(IterableDataset):
         self.header = self._check_structure()
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        found_rank, found_world = distributed()
-        self.rank = found_rank if rank is None else rank
-        self.world_size = found_world if world_size is None else world_size
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank {self.rank} is not in 0..{self.world_size - 1}")
+        self.rank, self.world_size = resolve_ranks(rank, world_size)
         self.shuffle, self.seed, self.buffer_size = shuffle, seed, buffer_size
         self.include_real, self.transform = include_real, transform
         self.verify_checksums = verify_checksums
@@ -231,24 +227,21 @@ class AugmentedShards(IterableDataset):
 
     def __len__(self) -> int:
         """Records this rank yields in one pass (the manifest total, filtered, when not distributed)."""
-        total = sum(row.count(self.include_real) for row in self.rows)
-        return (self.rank + 1) * total // self.world_size - self.rank * total // self.world_size
+        start, stop = share(sum(row.count(self.include_real) for row in self.rows), self.rank, self.world_size)
+        return stop - start
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
-        consumers, consumer = self.world_size * workers, self.rank * workers + worker
+        k, consumers = consumer(self.rank, self.world_size)
         order = np.arange(len(self.rows))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.rows))
         counts = [self.rows[i].count(self.include_real) for i in order]
-        total = sum(counts)
-        lo, hi = consumer * total // consumers, (consumer + 1) * total // consumers
-        rng = np.random.default_rng([self.seed, self.epoch, consumer]) if self.shuffle else None
+        lo, hi = share(sum(counts), k, consumers)
+        rng = np.random.default_rng([self.seed, self.epoch, k]) if self.shuffle else None
         raws = (raw for position, start, stop in _ranges(counts, lo, hi)
                 for raw in self._read(self.rows[order[position]], start, stop, rng))
         if rng is not None and self.buffer_size > 1:
-            raws = _shuffle_buffer(raws, self.buffer_size, rng)
+            raws = shuffle_buffer(raws, self.buffer_size, rng)
         for raw in raws:
             record = to_record(raw)
             yield self.transform(record) if self.transform is not None else record
@@ -290,17 +283,3 @@ class AugmentedShards(IterableDataset):
                 for i in block:
                     yield (images[i - first].copy(), landmarks[i].copy(), masks[i - first].copy(),
                            int(epoch[i]), int(source_index[i]), bool(edited[i]))
-
-
-def _shuffle_buffer(items: Iterator[_Raw], size: int, rng: np.random.Generator) -> Iterator[_Raw]:
-    """Items in an order randomised by a reservoir of `size` items."""
-    buffer: list[_Raw] = []
-    for item in items:
-        if len(buffer) < size:
-            buffer.append(item)
-            continue
-        slot = int(rng.integers(size))
-        yield buffer[slot]
-        buffer[slot] = item
-    for slot in rng.permutation(len(buffer)):
-        yield buffer[slot]
