@@ -10,10 +10,16 @@ training checkpoint the other networks, optimisers and RNG states that `--resume
 
 Files written before format version 2 (a "kind" key and no header) do not load; they are
 converted, losslessly, with `lafin-aug convert-checkpoint OLD --out NEW` (`convert_checkpoint`).
+
+Every weight file a user passes (checkpoints, exported inpainters, VGG-19, FAN and S3FD files) is
+read through `read_torch_file` and loaded into its network through `load_weights`, so whatever torch
+raises, the user sees one CheckpointError line naming the file: `PATH: not a readable torch weight
+file (reason)` or `PATH: does not hold WHAT weights: missing keys ... (N in all)`.
 """
 from __future__ import annotations
 
-import zipfile
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +38,14 @@ LAST_CHECKPOINT = Path("checkpoints", "last.pt")
 RENAMED_DETECTORS = {"builtin": "lafin-gl"}
 
 
+#: the first bytes of a zip archive, the format torch.save writes
+ZIP_MAGIC = b"PK\x03\x04"
+#: how many keys a "does not hold ... weights" message lists of each kind
+LISTED_KEYS = 4
+
+
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used; the message names the file and what was expected."""
+    """A checkpoint or weight file that cannot be used; the message names the file and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -64,22 +76,65 @@ def last_checkpoint(path: str | Path) -> Path:
     return path / LAST_CHECKPOINT if path.is_dir() else path
 
 
+def _first_line(exc: BaseException) -> str:
+    """`Type: first sentence` of an exception, without torch's advice around its unpickler's own error."""
+    text = str(exc).split("WeightsUnpickler error:")[-1]
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "").split(". ")[0][:160]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _unreadable_reason(path: Path, exc: Exception) -> str:
+    """Why torch.load failed on `path`, in a few words (never torch's advice to drop weights_only)."""
+    text = str(exc)
+    if "TorchScript" in text:
+        return "a TorchScript archive; a state dict saved with torch.save is needed"
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsafe:
+        return (f"it holds Python objects other than tensors and plain data ({unsafe[1]}); lafin-aug does not "
+                f"unpickle code from a file")
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    with open(path, "rb") as handle:
+        zipped = handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+    kind = ("a damaged or truncated zip archive" if zipped
+            else "neither a torch zip archive nor an intact legacy torch file")
+    return f"{kind}: {_first_line(exc)}"
+
+
+def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """What the torch file `path` holds (torch.save's zip archive or the legacy format), loaded with
+    weights_only=True; CheckpointError `PATH: not a readable torch weight file (reason)` whatever torch raises."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: not a readable torch weight file (the file is empty)")
+    try:
+        with warnings.catch_warnings():  # the refusal below says it is TorchScript, in one line
+            warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickling, zip, EOF, KeyError...: all mean "not a usable file"
+        raise CheckpointError(f"{path}: not a readable torch weight file ({_unreadable_reason(path, exc)})") from exc
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in a weight file from elsewhere (plain or under "state_dict", "module." prefixes
+    removed); CheckpointError naming the file when it holds anything else."""
+    state = read_torch_file(path)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict of tensors")
+    other = next((key for key, value in state.items() if not torch.is_tensor(value)), None)
+    if other is not None:
+        raise CheckpointError(f"{path}: not a state dict of tensors ({other!r} holds a {type(state[other]).__name__})")
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The dict stored in `path`, loaded with weights_only=True; CheckpointError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the checkpoint file is empty (0 bytes)")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path}: not a torch checkpoint (torch.save writes a zip archive; this is not one)")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch's own advice (weights_only=False) must not reach users
-        if "weights only load failed" in str(exc).lower():
-            raise CheckpointError(f"{path}: holds Python objects other than tensors and plain data; lafin-aug "
-                                  f"does not unpickle code from a file") from exc
-        raise CheckpointError(f"{path}: damaged or truncated checkpoint ({type(exc).__name__})") from exc
+    data = read_torch_file(path, map_location)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: a checkpoint holds a dict, this one holds a {type(data).__name__}")
     return data
@@ -114,28 +169,33 @@ def state_of(checkpoint: dict[str, Any], key: str, path: str | Path) -> dict[str
     return state
 
 
-def _shape_differences(target: torch.nn.Module, state: dict[str, Any]) -> str:
-    """Which parameters are missing, unexpected or of another shape in `state` than in `target`."""
+def _listed(label: str, items: list[str]) -> str:
+    """`label a, b, c, d ... (N in all)`."""
+    more = " ..." if len(items) > LISTED_KEYS else ""
+    return f"{label} {', '.join(items[:LISTED_KEYS])}{more} ({len(items)} in all)"
+
+
+def _differences(target: torch.nn.Module, state: dict[str, Any]) -> str:
+    """The keys missing from `state`, unexpected in it, and of another shape than in `target` ('' if none)."""
     own = {k: tuple(v.shape) for k, v in target.state_dict().items()}
     saved = {k: tuple(v.shape) for k, v in state.items() if torch.is_tensor(v)}
-    parts = [f"{k}: file {saved[k]}, config {own[k]}" for k in own if k in saved and saved[k] != own[k]]
     missing, unexpected = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
-    if missing:
-        parts.append(f"missing in the file: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-    if unexpected:
-        parts.append(f"not in the config's model: {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
-    return "; ".join(parts[:6])
+    shapes = [f"{k} {saved[k]} vs {own[k]}" for k in own if k in saved and saved[k] != own[k]]
+    return "; ".join(_listed(label, items) for label, items in (
+        ("missing keys", missing), ("unexpected keys", unexpected), ("shapes (file vs model)", shapes)) if items)
 
 
-def load_weights(target: Any, state: dict[str, Any], path: str | Path) -> None:
-    """`target.load_state_dict(state)`; CheckpointError saying how the weights and the config's model differ."""
+def load_weights(target: Any, state: dict[str, Any], path: str | Path, what: str | None = None) -> None:
+    """`target.load_state_dict(state)` (strict); CheckpointError `PATH: does not hold WHAT weights: ...` naming
+    the missing, unexpected and other-shaped keys otherwise. WHAT defaults to the target's class name."""
+    what = what or type(target).__name__
+    differences = _differences(target, state) if isinstance(target, torch.nn.Module) else ""
+    if differences:
+        raise CheckpointError(f"{path}: does not hold {what} weights: {differences}")
     try:
         target.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        detail = (_shape_differences(target, state) if isinstance(target, torch.nn.Module)
-                  else " ".join(str(exc).split())[:300])
-        raise CheckpointError(f"{path}: the weights do not fit the {type(target).__name__} that the stored "
-                              f"config builds ({detail})") from exc
+    except Exception as exc:  # noqa: BLE001 - optimiser and module loaders raise several types for a foreign state
+        raise CheckpointError(f"{path}: does not hold {what} weights: {_first_line(exc)}") from exc
 
 
 def _converted_v1(old: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -73,6 +73,28 @@ def _checkpoint_variant(work: Path, change: Callable[[dict], object]) -> Path:
     return path
 
 
+def _truncated_checkpoint(work: Path) -> list[str]:
+    data = _inpainter(work).read_bytes()
+    return ["generate", "--inpainter", str(_write(work / "half.pt", data[: len(data) // 2])), "--out",
+            str(work / "x")]
+
+
+def _foreign(path: Path) -> Path:
+    """A valid torch file holding the state dict of another network."""
+    torch.save(torch.nn.Linear(3, 4).state_dict(), path)
+    return path
+
+
+def _label(work: Path, *options: str | Path) -> list[str]:
+    """`label --labeler fan` on a folder of one image, with `options`."""
+    import cv2
+    images = work / "label-images"
+    images.mkdir(exist_ok=True)
+    cv2.imwrite(str(images / "face.png"), np.full((64, 64, 3), 128, np.uint8))
+    return ["label", "--images", str(images), "--out", str(work / "label-out"), "--labeler", "fan", "--device",
+            "cpu", *map(str, options)]
+
+
 def _truncated_shard(work: Path) -> list[str]:
     shards = _shards(work, "truncated")
     victim = shards / "shard-00000.h5"
@@ -141,16 +163,24 @@ CASES: list[Case] = [
          1, "a checkpoint holds a dict, this one holds a list"),
     Case("checkpoint: random bytes (and no weights_only advice)",
          lambda w: ["generate", "--inpainter", str(_write(w / "random.pt", np.random.default_rng(0).bytes(999))),
-                    "--out", str(w / "x")], 1, "random.pt: not a torch checkpoint"),
+                    "--out", str(w / "x")], 1, "random.pt: not a readable torch weight file"),
     Case("checkpoint: an empty file",
          lambda w: ["generate", "--inpainter", str(_write(w / "empty.pt", b"")), "--out", str(w / "x")],
-         1, "empty.pt: the checkpoint file is empty"),
+         1, "empty.pt: not a readable torch weight file (the file is empty)"),
+    Case("checkpoint: a truncated file", _truncated_checkpoint, 1,
+         "half.pt: not a readable torch weight file (a damaged or truncated zip archive"),
     Case("checkpoint: weights of another width say what differs", _wide_weights, 1,
-         "encoder1.0.weight: file (8, 5, 7, 7), config (16, 5, 7, 7)"),
+         "encoder1.0.weight (8, 5, 7, 7) vs (16, 5, 7, 7)"),
     Case("--vgg-weights that are not a checkpoint name the file",
          lambda w: ["train", "inpainter", "--count", "2", "--size", "32", "--steps", "1", "--model",
                     f"vgg_weights={_write(w / 'vgg.pth', b'not weights')}", "--model", "width=8", "--out",
-                    str(w / "vggrun")], 1, "vgg.pth: not a torch checkpoint"),
+                    str(w / "vggrun")], 1, "vgg.pth: not a readable torch weight file"),
+    Case("label: junk --detector-weights name the file",
+         lambda w: _label(w, "--detector-weights", _write(w / "s3fd.pth", b"junk"), "--fan-weights", w / "s3fd.pth"),
+         1, "s3fd.pth: not a readable torch weight file"),
+    Case("label: --fan-weights of another network list the missing keys",
+         lambda w: _label(w, "--detector", "dlib", "--fan-weights", _foreign(w / "fan.pth")),
+         1, "fan.pth: does not hold face-alignment's 2D FAN-4 weights: missing keys"),
     Case("verify on an interrupted run", _partial_run, 1, "incomplete"),
     Case("generate into a directory of another configuration", _rerun_other_epochs, 1,
          "holds shards made with another --epochs (1 there, 2 here): use another --out"),

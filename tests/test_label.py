@@ -184,7 +184,7 @@ def test_random_fan_loads_from_the_hub_cache_and_gives_68_points(random_fan, mon
 
 def test_fan_weights_of_another_network_are_refused(tmp_path):
     torch.save({"conv1.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(LabelError, match=r"other\.pth: not face-alignment 2D FAN-4 weights \(missing"):
+    with pytest.raises(ValueError, match=r"other\.pth: does not hold face-alignment's 2D FAN-4 weights: missing"):
         LABELERS.get("fan")(BackendOptions(torch.device("cpu"), fan_weights=str(tmp_path / "other.pth")))
 
 

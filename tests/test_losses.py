@@ -204,5 +204,5 @@ def test_vgg_off_missing_and_wrong_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_vgg19(tmp_path / "absent.pth")
     torch.save({"classifier.0.weight": torch.zeros(2, 2)}, tmp_path / "wrong.pth")
-    with pytest.raises(ValueError, match="not a torchvision vgg19"):
+    with pytest.raises(ValueError, match="wrong.pth: does not hold torchvision VGG-19 weights: missing keys"):
         load_vgg19(tmp_path / "wrong.pth")

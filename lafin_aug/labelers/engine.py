@@ -180,13 +180,15 @@ def backends(config: LabelConfig) -> tuple[FaceDetector, Labeler]:
 
 
 def preflight(config: LabelConfig) -> None:
-    """Fail before any work, in one LabelError, when packages or weight files are missing."""
+    """Fail before any work: one LabelError when packages or weight files are missing, a CheckpointError
+    naming the file when one is unreadable or of another network (the backends are built here)."""
     options = config.backend_options()
     require_weights(weights_needed(config.labeler, config.face_detector, options))
     if "dlib" in (config.labeler, config.face_detector):
         import_dlib()
     if config.labeler == "dlib":
         predictor_path()
+    backends(config)
 
 
 def _decode(data: bytes) -> np.ndarray | None:

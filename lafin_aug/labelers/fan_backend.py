@@ -9,38 +9,30 @@ centre shifted up by 0.12 of its height at scale (w + h) / 195, flipped-input av
 `FaceAlignment.get_landmarks_from_image` does. Heatmaps are decoded as face-alignment's
 `get_preds_fromhm` does (arg-max, a quarter pixel towards the higher neighbour, -0.5, back through
 the crop's transform), in numpy rather than its numba functions (which compile for ~15 s in every
-process) and without its final cast to whole pixels. S3FD takes a path in face-alignment's API
-(`path_to_detector`); its file is ``s3fd-619a316812.pth``.
+process) and without its final cast to whole pixels. S3FD is built the same way from
+face-alignment's `s3fd` network, its state dict loaded from ``--detector-weights`` or the hub
+cache's ``s3fd-619a316812.pth``, and run as `SFDDetector.detect_from_image` runs it (detect, NMS at
+0.3 overlap, score floor). Both files are plain state dicts read with weights_only=True through
+`lafin_aug.checkpoint`, so a damaged or foreign file fails as one line naming it.
 """
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .base import FACE_DETECTORS, LABELERS, BackendOptions, Detection, LabelError, WeightsFile, require_weights
+from lafin_aug.checkpoint import load_weights, read_state_dict
+
+from .base import FACE_DETECTORS, LABELERS, BackendOptions, Detection, WeightsFile, require_weights
 
 FAN_WEIGHTS = WeightsFile("2DFAN4-11f355bf06.pth.tar", "face-alignment's 2D FAN-4", "--fan-weights")
 SFD_WEIGHTS = WeightsFile("s3fd-619a316812.pth", "face-alignment's S3FD face detector", "--detector-weights")
 #: S3FD's own confidence floor in face-alignment (lower --min-score values lower it)
 SFD_THRESHOLD = 0.5
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a torch file (plain, or under "state_dict", "module." prefixes removed), weights only."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LabelError(f"{path}: not a readable torch state dict ({first})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise LabelError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
-    return {key.removeprefix("module."): value for key, value in state.items()}
+#: the box overlap above which face-alignment's S3FD keeps only the higher-scoring box
+SFD_NMS_OVERLAP = 0.3
 
 
 def load_fan(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
@@ -48,17 +40,7 @@ def load_fan(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.M
     from face_alignment.models import FAN
 
     net = FAN(4)
-    state = read_state_dict(Path(path))
-    own = net.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    wrong = [f"{k}: file {tuple(state[k].shape)}, FAN-4 {tuple(v.shape)}" for k, v in own.items()
-             if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        details = "; ".join(f"{label} {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
-                            for label, items in (("missing", missing), ("unexpected", unexpected),
-                                                 ("shape", wrong)) if items)
-        raise LabelError(f"{path}: not face-alignment 2D FAN-4 weights ({details})")
-    net.load_state_dict(state)
+    load_weights(net, read_state_dict(path), path, FAN_WEIGHTS.what)
     return net.to(device).eval()
 
 
@@ -116,20 +98,27 @@ def decode_heatmaps(heat: np.ndarray, centres: np.ndarray, scales: np.ndarray) -
 
 
 class SfdDetector:
-    """face-alignment's S3FD, loaded from a local weight file."""
+    """face-alignment's S3FD network, run as its `SFDDetector.detect_from_image` runs it."""
 
-    def __init__(self, path: Path, device: torch.device, threshold: float = SFD_THRESHOLD):
-        from face_alignment.detection.sfd.sfd_detector import SFDDetector
+    def __init__(self, net: torch.nn.Module, device: torch.device | str = "cpu", threshold: float = SFD_THRESHOLD):
+        self.net, self.device, self.threshold = net.to(device).eval(), torch.device(device), threshold
 
-        try:
-            self._detector = SFDDetector(str(device), path_to_detector=str(path), filter_threshold=threshold)
-        except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise LabelError(f"{path}: not face-alignment S3FD weights ({first})") from None
+    @classmethod
+    def from_file(cls, path: str | Path, device: torch.device | str = "cpu",
+                  threshold: float = SFD_THRESHOLD) -> SfdDetector:
+        from face_alignment.detection.sfd.net_s3fd import s3fd
+
+        net = s3fd()
+        load_weights(net, read_state_dict(path), path, SFD_WEIGHTS.what)
+        return cls(net, device, threshold)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        found = self._detector.detect_from_image(np.ascontiguousarray(image).copy())
-        return [Detection(tuple(float(v) for v in row[:4]), float(row[4])) for row in found]
+        from face_alignment.detection.sfd.bbox import nms
+        from face_alignment.detection.sfd.detect import detect
+
+        found = detect(self.net, image, device=str(self.device))[0]
+        kept = found[nms(found, SFD_NMS_OVERLAP)] if len(found) else found
+        return [Detection(tuple(float(v) for v in row[:4]), float(row[4])) for row in kept if row[4] > self.threshold]
 
 
 def weights_needed(labeler: str, detector: str, options: BackendOptions) -> list[tuple[WeightsFile, str | None]]:
@@ -141,7 +130,7 @@ def weights_needed(labeler: str, detector: str, options: BackendOptions) -> list
 @FACE_DETECTORS.register("sfd")
 def _sfd_detector(options: BackendOptions) -> SfdDetector:
     (path,) = require_weights([(SFD_WEIGHTS, options.detector_weights)])
-    return SfdDetector(path, options.device, options.floor(SFD_THRESHOLD))
+    return SfdDetector.from_file(path, options.device, options.floor(SFD_THRESHOLD))
 
 
 @LABELERS.register("fan")

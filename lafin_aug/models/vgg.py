@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lafin_aug.checkpoint import load_checkpoint
+from lafin_aug.checkpoint import load_weights, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,11 @@ class VGG19Features(nn.Module):
                 outputs.append(x)
         return outputs
 
-    def load_torchvision_state_dict(self, state: dict[str, torch.Tensor], source: str) -> None:
-        """Copy `features.N.*` tensors of a torchvision vgg19 state dict; other keys are ignored."""
+    def load_torchvision_state_dict(self, state: dict[str, torch.Tensor], path: str | Path) -> None:
+        """Copy `features.N.*` tensors of a torchvision vgg19 state dict read from `path`; other keys are
+        ignored. CheckpointError naming the file when a feature tensor is missing or of another shape."""
         own = self.state_dict()
-        missing = [key for key in own if key not in state]
-        if missing:
-            raise ValueError(f"{source}: not a torchvision vgg19 state dict, missing {missing[:4]}")
-        for key, value in own.items():
-            if tuple(state[key].shape) != tuple(value.shape):
-                raise ValueError(f"{source}: {key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}")
-        self.load_state_dict({key: state[key] for key in own})
+        load_weights(self, {key: value for key, value in state.items() if key in own}, path, "torchvision VGG-19")
 
 
 def _random_features() -> VGG19Features:
@@ -127,5 +122,5 @@ def load_vgg19(weights: str | Path | None = None) -> tuple[VGG19Features | None,
 
     model = VGG19Features()
     with torch.no_grad():
-        model.load_torchvision_state_dict(load_checkpoint(path), source)
+        model.load_torchvision_state_dict(read_state_dict(path), path)
     return model, source
