@@ -1,7 +1,7 @@
 """The end-to-end demo on the embedded synthetic faces: every stage of the pipeline, small enough for a CPU.
 
 train inpainter -> train landmark predictor -> generate 2 epochs -> verify -> preview -> eval-inpaint
--> bench (none, classic, lafin). Sizes are chosen to finish in minutes on 2 CPU cores; the numbers
+-> bench (none, classic, pairs:lafin). Sizes are chosen to finish in minutes on 2 CPU cores; the numbers
 it prints show the pipeline works, not what a full-size run achieves.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from lafin_aug.bench import BenchConfig, run_bench, summarise
+from lafin_aug.bench import BenchConfig, detector_training, run_bench
 from lafin_aug.config import Config
 from lafin_aug.data.spec import DatasetSpec
 from lafin_aug.detectors.trainer import DetectorTrainConfig, train_detector
@@ -77,12 +77,13 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), progress: bool 
                                                              precision=precision),
                                 out / "eval", landmarks=predictor, progress=progress)
     print(markdown_table(table))
-    stage("bench none / classic / lafin")
-    results = run_bench(BenchConfig(detector="lafin-gl", model={"width_mult": 0.5}, train=train, test=test,
-                                    aug=str(out / "shards"), seeds=config.seeds, steps=config.bench_steps,
-                                    size=config.size, device="cpu", precision=precision), out / "bench",
-                        progress=progress)
-    print(summarise(results))
+    stage("bench none / classic / pairs:lafin")
+    run_bench(BenchConfig(training=detector_training(detector="lafin-gl", model={"width_mult": 0.5}, data=train,
+                                                     steps=config.bench_steps, size=config.size, device="cpu",
+                                                     precision=precision),
+                          test=test, pairs=(("lafin", str(out / "shards")),), seeds=config.seeds),
+              out / "bench", progress=progress)
+    print((out / "bench" / "summary.md").read_text())
     stage("done")
     paths = {"inpainter checkpoint": inpainter, "inpainter samples": out / "inpainter" / "samples",
              "predictor checkpoint": predictor, "shards": out / "shards", "preview": out / "preview.png",

@@ -1,8 +1,9 @@
-"""Evaluation metrics: landmark NME / failure rate / CED / AUC, and PSNR / SSIM / L1 for inpainting.
+"""Evaluation metrics: landmark NME / failure rate / CED / AUC, paired NME differences, and PSNR / SSIM / L1.
 
 Landmark metrics follow the inter-ocular protocol of 300W and WFLW: each face's mean point-to-point
 error is divided by the distance between the outer eye corners of its *ground-truth* landmarks
-(iBUG 68: points 36 and 45; WFLW 98: points 60 and 72). No predicted point enters the normaliser.
+(the schema's `eye_corners`; iBUG 68: points 36 and 45, WFLW 98: points 60 and 72). No predicted point
+enters the normaliser.
 
 Image metrics take uint8 images (HxW or HxWxC) and compute on the 0..255 scale, as published
 inpainting tables do; L1 is reported on the 0..1 scale.
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from lafin_aug.landmarks import schema_for
+from lafin_aug.landmarks import LandmarkSchema, resolve_schema
 
 #: Default NME threshold for failure rate and AUC (the "@0.10" of 300W/WFLW tables).
 THRESHOLD = 0.10
@@ -31,15 +32,17 @@ def _as_faces(points: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def nme_per_face(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+def nme_per_face(pred: np.ndarray, gt: np.ndarray, schema: LandmarkSchema | str | None = None) -> np.ndarray:
     """Per-face inter-ocular NME [N] of predicted vs ground-truth [N,P,2] landmarks (pixel units).
+
+    `schema` (or its name) gives the eye corners; None: the registered schema with P points.
 
     NME = mean_p ||pred_p - gt_p|| / ||gt[left outer eye corner] - gt[right outer eye corner]||.
     """
     pred, gt = _as_faces(pred, "pred"), _as_faces(gt, "gt")
     if pred.shape != gt.shape:
         raise ValueError(f"pred shape {pred.shape} does not match gt shape {gt.shape}")
-    left, right = schema_for(gt.shape[1]).eye_corners
+    left, right = resolve_schema(schema, gt.shape[1]).eye_corners
     inter_ocular = np.linalg.norm(gt[:, left] - gt[:, right], axis=-1)
     degenerate = np.flatnonzero(inter_ocular <= 0)
     if degenerate.size:
@@ -93,12 +96,57 @@ class LandmarkScores:
         return asdict(self)
 
 
-def landmark_scores(pred: np.ndarray, gt: np.ndarray) -> LandmarkScores:
-    """NME mean, FR@0.10 and AUC@0.10 of predicted vs ground-truth [N,P,2] landmarks."""
-    nmes = nme_per_face(pred, gt)
+def landmark_scores(pred: np.ndarray, gt: np.ndarray, schema: LandmarkSchema | str | None = None) -> LandmarkScores:
+    """NME mean, FR@0.10 and AUC@0.10 of predicted vs ground-truth [N,P,2] landmarks (`schema` as for nme_per_face)."""
+    nmes = nme_per_face(pred, gt, schema)
     return LandmarkScores(
         nme=float(nmes.mean()), fr10=failure_rate(nmes), auc10=auc(nmes), n=len(nmes)
     )
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Per-face NME of a variant minus a baseline's over the same test faces and seeds, pooled over seeds.
+
+    mean: the mean difference (negative: the variant is better); se: its standard error over faces;
+    improved: share of faces whose seed-averaged difference is negative (ties are not improvements);
+    seeds_better: seeds in which the variant's mean NME is lower than the baseline's, of `seeds`;
+    n: test faces.
+    """
+
+    mean: float
+    se: float
+    improved: float
+    seeds_better: int
+    seeds: int
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain dict for JSON and tables."""
+        return asdict(self)
+
+
+def paired_difference(variant: np.ndarray, baseline: np.ndarray) -> PairedDifference:
+    """Paired per-face NME difference `variant - baseline` of [S,N] arrays (row s: seed s of both; column i: face i).
+
+    Pooling: each face's difference is averaged over the S seeds first, then the mean, the standard
+    error (sample standard deviation / sqrt(N); nan for one face) and the share improved are taken
+    over the N faces. A face recurs in every seed, so its S differences are not S independent
+    samples: the SE counts faces, not runs. The variation of the trained detectors themselves from
+    seed to seed shows in `seeds_better`, not in `se`.
+    """
+    variant, baseline = np.asarray(variant, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if variant.ndim != 2 or variant.size == 0 or variant.shape != baseline.shape:
+        raise ValueError(f"expected per-face NMEs of one non-empty shape [seeds, faces], got variant "
+                         f"{variant.shape} and baseline {baseline.shape}")
+    if not (np.isfinite(variant).all() and np.isfinite(baseline).all()):
+        raise ValueError("per-face NMEs must be finite")
+    per_face = (variant - baseline).mean(axis=0)
+    n = per_face.size
+    se = float(per_face.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return PairedDifference(mean=float(per_face.mean()), se=se, improved=float(np.mean(per_face < 0)),
+                            seeds_better=int(np.sum(variant.mean(axis=1) < baseline.mean(axis=1))),
+                            seeds=variant.shape[0], n=n)
 
 
 # --------------------------------------------------------------------------- image metrics

@@ -88,4 +88,4 @@ def test_the_demo_runs_every_stage_at_a_tiny_size(tmp_path, capsys):
     assert "native bf16: " in printed and "; precision " in printed
     for name in ("preview", "inpainting table", "bench summary", "bench CED", "inpainter checkpoint"):
         assert paths[name].exists(), name
-    assert "| test | lafin |" in (tmp_path / "bench" / "summary.md").read_text()
+    assert "| test | pairs:lafin |" in (tmp_path / "bench" / "summary.md").read_text()
