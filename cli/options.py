@@ -36,8 +36,16 @@ class RegistryChoice(click.Choice):
         return tuple(self.registry.names())
 
 
+#: ctx.meta key under which --origin waits for data_spec (commands do not take it as an argument)
+ORIGIN_KEY = "lafin_aug.origin"
+
+
+def _keep_origin(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
+    ctx.meta[ORIGIN_KEY] = value
+
+
 def dataset_options(default_kind: str | None = "synthetic") -> Decorator:
-    """--dataset/--root/--split/--count: which faces a command reads."""
+    """--dataset/--root/--split/--count/--origin: which faces a command reads (--origin reaches data_spec)."""
     return compose(
         click.option("--dataset", "kind", type=RegistryChoice(READERS), default=default_kind,
                      required=default_kind is None, show_default=True, help="Dataset format."),
@@ -45,12 +53,16 @@ def dataset_options(default_kind: str | None = "synthetic") -> Decorator:
                      help="Dataset root (the JSON file for coco; env default for wflw/300w)."),
         click.option("--split", default="train", show_default=True, help="Dataset split."),
         click.option("--count", default=512, show_default=True, help="Number of faces (synthetic only)."),
+        click.option("--origin", type=click.IntRange(0, 1), default=None, expose_value=False, callback=_keep_origin,
+                     help="Where the files count pixels from: 1 for iBUG/MATLAB (top-left pixel (1,1)), 0 for "
+                          "pixel indices.  [default: the reader's; 300w 1, others 0]"),
     )
 
 
 def data_spec(kind: str, root: str | None, split: str, count: int, seed: int = 0) -> DatasetSpec:
-    """The DatasetSpec for parsed dataset options."""
-    return DatasetSpec(kind, root, split, count, seed)
+    """The DatasetSpec for parsed dataset options, with the running command's --origin (if it has one)."""
+    ctx = click.get_current_context(silent=True)
+    return DatasetSpec(kind, root, split, count, seed, ctx.meta.get(ORIGIN_KEY) if ctx is not None else None)
 
 
 device_options = compose(

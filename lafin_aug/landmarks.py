@@ -1,13 +1,21 @@
-"""Landmark schemas as data: point counts, flip permutations, eye corners, groups, boundaries.
+"""Landmark schemas as registered data: points, flip pairs, eye corners, groups, boundaries, names, map to 68.
+
+A schema is registered by name (:func:`register_schema`, looked up with :func:`get_schema`); a
+reader declares the name of its faces' schema, and flipping, the NME normaliser, crops and maps to
+iBUG 68 read that table instead of branching on a point count. Functions that get bare arrays take
+an optional `schema` (a schema or its name); without one they use :func:`schema_for`, the one
+registered schema with that many points.
 
 "Left" and "right" in names below mean the image's left and right (the viewer's), which is
 the iBUG/WFLW markup convention: iBUG points 36-41 are the eye on the image's left.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from lafin_aug.registry import Registry
 
 
 def _chain(start: int, stop: int) -> tuple[int, ...]:
@@ -17,14 +25,35 @@ def _chain(start: int, stop: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class LandmarkSchema:
-    """Everything the toolkit needs to know about one landmark markup."""
+    """Everything the toolkit needs to know about one landmark markup.
+
+    flip_pairs: the (image-left, image-right) point pairs a mirror swaps; eye_corners: the two
+    ground-truth points whose distance normalises the NME (the outer eye corners); groups: face
+    parts as point sets; boundaries: polylines (LAB's boundary heatmaps, parsing maps); names: one
+    per point (empty: unnamed); ibug68: the indices that give iBUG's 68 points in iBUG order (None:
+    no such map). ValueError on an index outside 0..num_points-1.
+    """
 
     name: str
     num_points: int
     flip_pairs: tuple[tuple[int, int], ...]
     eye_corners: tuple[int, int]
-    groups: dict[str, tuple[int, ...]]
-    boundaries: dict[str, tuple[int, ...]]
+    groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    boundaries: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    ibug68: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        indices = [i for pair in self.flip_pairs for i in pair] + list(self.eye_corners)
+        indices += [i for table in (self.groups, self.boundaries) for line in table.values() for i in line]
+        indices += list(self.ibug68 or ())
+        bad = sorted({i for i in indices if not 0 <= i < self.num_points})
+        if bad:
+            raise ValueError(f"landmark schema {self.name!r}: indices {bad} outside 0..{self.num_points - 1}")
+        if self.names and len(self.names) != self.num_points:
+            raise ValueError(f"landmark schema {self.name!r}: {len(self.names)} names for {self.num_points} points")
+        if self.ibug68 is not None and len(self.ibug68) != 68:
+            raise ValueError(f"landmark schema {self.name!r}: its iBUG-68 map has {len(self.ibug68)} indices, not 68")
 
     @property
     def flip_permutation(self) -> np.ndarray:
@@ -66,7 +95,7 @@ def _ibug68() -> LandmarkSchema:
         "lower_lip_top": (48, 60, 67, 66, 65, 64, 54),
         "lower_lip_bottom": (54, 55, 56, 57, 58, 59, 48),
     }
-    return LandmarkSchema("ibug68", 68, tuple(pairs), (36, 45), groups, boundaries)
+    return LandmarkSchema("ibug68", 68, tuple(pairs), (36, 45), groups, boundaries, ibug68=_chain(0, 67))
 
 
 def _wflw98() -> LandmarkSchema:
@@ -101,12 +130,8 @@ def _wflw98() -> LandmarkSchema:
         "lower_lip_top": (76, 88, 95, 94, 93, 92, 82),
         "lower_lip_bottom": (82, 83, 84, 85, 86, 87, 76),
     }
-    return LandmarkSchema("wflw98", 98, tuple(pairs), (60, 72), groups, boundaries)
+    return LandmarkSchema("wflw98", 98, tuple(pairs), (60, 72), groups, boundaries, ibug68=WFLW98_TO_IBUG68)
 
-
-IBUG68 = _ibug68()
-WFLW98 = _wflw98()
-SCHEMAS: dict[int, LandmarkSchema] = {68: IBUG68, 98: WFLW98}
 
 #: Community mapping from WFLW's 98 points to iBUG's 68 (maps 36->60 and 45->72).
 WFLW98_TO_IBUG68: tuple[int, ...] = (
@@ -115,33 +140,62 @@ WFLW98_TO_IBUG68: tuple[int, ...] = (
     77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95,
 )
 
+#: schema name -> schema; a reader names its faces' schema (`FaceReader.schema_name`)
+SCHEMAS: Registry[LandmarkSchema] = Registry("landmark schema")
+
+
+def register_schema(schema: LandmarkSchema) -> LandmarkSchema:
+    """Make `schema` known by its name (and, when its point count is unique, by that count)."""
+    return SCHEMAS.add(schema.name, schema)
+
+
+def get_schema(name: str) -> LandmarkSchema:
+    """The schema registered as `name`; ValueError listing the registered names otherwise."""
+    return SCHEMAS.get(name)
+
+
+IBUG68 = register_schema(_ibug68())
+WFLW98 = register_schema(_wflw98())
+
 
 def schema_for(num_points: int) -> LandmarkSchema:
-    """The schema with this many points; ValueError for an unknown count."""
-    try:
-        return SCHEMAS[num_points]
-    except KeyError:
-        raise ValueError(f"no landmark schema with {num_points} points (known: {sorted(SCHEMAS)})") from None
+    """The one registered schema with this many points; ValueError when none or several have it."""
+    schemas = [SCHEMAS.get(name) for name in SCHEMAS]
+    found = [schema for schema in schemas if schema.num_points == num_points]
+    if len(found) != 1:
+        known = ", ".join(f"{schema.name} ({schema.num_points})" for schema in schemas)
+        problem = "no" if not found else "more than one"
+        raise ValueError(f"{problem} landmark schema with {num_points} points (registered: {known})"
+                         + ("; name the schema" if found else ""))
+    return found[0]
 
 
-def flip_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
+def resolve_schema(schema: LandmarkSchema | str | None, num_points: int) -> LandmarkSchema:
+    """`schema` (or the one registered under that name) for landmarks of `num_points` points, or
+    :func:`schema_for` of the count when None; ValueError when the counts differ."""
+    found = schema_for(num_points) if schema is None else get_schema(schema) if isinstance(schema, str) else schema
+    if found.num_points != num_points:
+        raise ValueError(f"landmark schema {found.name!r} has {found.num_points} points, the landmarks {num_points}")
+    return found
+
+
+def flip_landmarks(landmarks: np.ndarray, width: int, schema: LandmarkSchema | str | None = None) -> np.ndarray:
     """Mirror [P,2] pixel-index landmarks of an image `width` pixels wide: x' = W-1-x, then swap sides."""
-    schema = schema_for(len(landmarks))
+    permutation = resolve_schema(schema, len(landmarks)).flip_permutation
     mirrored = landmarks.astype(np.float32, copy=True)
     mirrored[:, 0] = (width - 1) - mirrored[:, 0]
-    return mirrored[schema.flip_permutation]
+    return mirrored[permutation]
 
 
-def to_ibug68(landmarks: np.ndarray) -> np.ndarray:
-    """The 68-point iBUG subset of 98-point WFLW landmarks; 68-point input is returned as is."""
-    if len(landmarks) == 68:
-        return landmarks
-    if len(landmarks) == 98:
-        return landmarks[list(WFLW98_TO_IBUG68)]
-    raise ValueError(f"cannot map {len(landmarks)} points to iBUG 68")
+def to_ibug68(landmarks: np.ndarray, schema: LandmarkSchema | str | None = None) -> np.ndarray:
+    """The [68,2] iBUG points of one face's landmarks; ValueError when its schema has no iBUG-68 map."""
+    found = resolve_schema(schema, len(landmarks))
+    if found.ibug68 is None:
+        raise ValueError(f"cannot map {len(landmarks)} points to iBUG 68: schema {found.name!r} has no iBUG-68 map")
+    return landmarks[list(found.ibug68)]
 
 
-def inter_ocular(landmarks: np.ndarray) -> float:
+def inter_ocular(landmarks: np.ndarray, schema: LandmarkSchema | str | None = None) -> float:
     """Distance between the outer eye corners of one face's [P,2] landmarks."""
-    a, b = schema_for(len(landmarks)).eye_corners
+    a, b = resolve_schema(schema, len(landmarks)).eye_corners
     return float(np.linalg.norm(landmarks[a] - landmarks[b]))

@@ -1,4 +1,10 @@
-"""The one reader interface: faces as (uint8 HxWx3 RGB image, float32 [P,2] landmarks, metadata)."""
+"""The one reader interface: faces as (uint8 HxWx3 RGB image, float32 [P,2] landmarks, metadata).
+
+A reader declares its faces' landmark schema by name (`schema_name`, see lafin_aug.landmarks), its
+splits and the splits a benchmark scores (`test_splits`), and where its files count pixels from
+(`origin`: 0 for pixel indices, 1 for the MATLAB/iBUG convention whose top-left pixel is (1, 1)).
+Landmarks leave every reader 0-based: the base subtracts `origin` from what `_scan` parsed.
+"""
 from __future__ import annotations
 
 import logging
@@ -14,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from lafin_aug.landmarks import LandmarkSchema, get_schema, schema_for
 from lafin_aug.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -166,12 +173,22 @@ class FaceReader(Sequence[Face], ABC):
 
     kind: str = ""
     splits: tuple[str, ...] = ("train",)
+    #: the splits a benchmark scores on, in table order (empty: just the split it is given)
+    test_splits: tuple[str, ...] = ()
+    #: name of the faces' landmark schema; None: the registered schema with `points` points, if any
+    schema_name: str | None = None
+    #: where the files count pixels from by default (0 or 1); a reader with an `origin` option passes it on
+    origin: int = 0
 
-    def __init__(self, root: str | Path | None, split: str = "train", on_error: OnError = "skip"):
+    def __init__(self, root: str | Path | None, split: str = "train", on_error: OnError = "skip",
+                 origin: int | None = None):
         if split not in self.splits:
             raise ValueError(f"{self.kind}: unknown split {split!r} (known: {', '.join(self.splits)})")
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+        if origin is not None and (isinstance(origin, bool) or origin not in (0, 1)):
+            raise ValueError(f"{self.kind}: origin must be 0 (pixel indices) or 1 (MATLAB/iBUG), not {origin!r}")
+        self.origin = type(self).origin if origin is None else int(origin)
         self.root = Path(root) if root is not None else None
         self.split = split
         self.on_error = on_error
@@ -182,12 +199,26 @@ class FaceReader(Sequence[Face], ABC):
             if isinstance(item, DatasetError):
                 self.reject(item)
             else:
+                if self.origin:
+                    item.landmarks = item.landmarks - np.float32(self.origin)
                 self.records.append(item)
 
     @property
-    @abstractmethod
     def points(self) -> int:
-        """Landmarks per face."""
+        """Landmarks per face: the schema's count (a reader without `schema_name` overrides this)."""
+        if self.schema_name is None:
+            raise NotImplementedError(f"{type(self).__name__} names no schema_name, so it must define points")
+        return get_schema(self.schema_name).num_points
+
+    @property
+    def schema(self) -> LandmarkSchema | None:
+        """The faces' landmark schema: `schema_name`'s, else the one registered with `points` points (None if none)."""
+        if self.schema_name is not None:
+            return get_schema(self.schema_name)
+        try:
+            return schema_for(self.points)
+        except ValueError:
+            return None
 
     @abstractmethod
     def _scan(self) -> Iterator[Record | DatasetError]:
@@ -243,7 +274,7 @@ class FaceReader(Sequence[Face], ABC):
                 self.reject(error)
 
     def describe(self) -> dict[str, Any]:
-        """Counts for `lafin-aug stats`: faces, points, skipped (by reason), image size range.
+        """Counts for `lafin-aug stats`: faces, points, schema, origin, skipped (by reason), image size range.
 
         When no face is usable the dict also holds "warning", a one-line str that says so and why
         (see :meth:`skipped_summary`); the key is absent otherwise.
@@ -257,6 +288,8 @@ class FaceReader(Sequence[Face], ABC):
             "split": self.split,
             "faces": len(self),
             "points": self.points,
+            "schema": self.schema.name if self.schema is not None else None,
+            "origin": self.origin,
             "skipped": self.skipped.total,
             "skipped_by_reason": dict(self.skipped.reasons),
             "height": [min(heights), max(heights)] if sizes else None,

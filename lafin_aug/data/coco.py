@@ -1,8 +1,10 @@
 """COCO-keypoint JSON as written by mmpose's face converters: one face per annotation.
 
 `images[].file_name` is relative to the JSON's folder; `annotations[].keypoints` are flat
-x, y, v triples whose x, y are used as given (0-based pixels). A point with v == 0 (not
-labelled) rejects the annotation, since its coordinates are placeholders.
+x, y, v triples. A point with v == 0 (not labelled) rejects the annotation, since its coordinates
+are placeholders. x, y count from the reader's `origin`, 0 by default; mmpose's converters keep each
+dataset's numbers as written, so its WFLW files are 0-based but its 300-W and 300-VW files count
+from 1 like the `.pts` they come from (read them with origin=1).
 """
 from __future__ import annotations
 
@@ -13,28 +15,34 @@ from pathlib import Path
 from typing import Any
 
 from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, parse_points, register_reader, resolve_inside
+from lafin_aug.landmarks import get_schema
 
 
 @register_reader
 class CocoReader(FaceReader):
     """The annotated faces of a COCO-keypoint JSON file (root is the file), in annotation order.
 
-    Points per face: `points` if given, else the most common count of the file's annotations, an
-    annotation's count being its `num_keypoints` (mmpose: the labelled points) when that is a positive
-    integer and its keypoints array's length / 3 otherwise (e.g. when `num_keypoints` is absent).
-    Every annotation's array must then hold exactly that many x, y, v triples of numbers.
+    Points per face: `points` if given (or the count of the named `schema`), else the most common count
+    of the file's annotations, an annotation's count being its `num_keypoints` (mmpose: the labelled
+    points) when that is a positive integer and its keypoints array's length / 3 otherwise (e.g. when
+    `num_keypoints` is absent). Every annotation's array must then hold exactly that many x, y, v
+    triples of numbers. The schema is the named one, else the one registered with that count.
+    `origin` (default 0, see the module docstring): where the coordinates count from.
     Meta: image_id, annotation_id, bbox (None when absent), file_name.
     """
 
     kind = "coco"
 
     def __init__(self, root: str | Path | None, split: str = "train", on_error: OnError = "skip",
-                 points: int | None = None):
+                 points: int | None = None, schema: str | None = None, origin: int | None = None):
         if root is None:
             raise ValueError("the coco reader needs the JSON file as root (--root)")
-        self._points = points or 0
+        self.schema_name = schema
+        self._points = get_schema(schema).num_points if schema is not None else points or 0
+        if schema is not None and points and points != self._points:
+            raise ValueError(f"coco: schema {schema!r} has {self._points} points, not {points}")
         self._points_from = ""
-        super().__init__(root, split, on_error)
+        super().__init__(root, split, on_error, origin)
 
     @property
     def points(self) -> int:
@@ -46,7 +54,7 @@ class CocoReader(FaceReader):
         source = self.root
         images, annotations = load_coco(source)
         if self._points:
-            self._points_from = "as given"
+            self._points_from = "as given" if self.schema_name is None else f"schema {self.schema_name}"
         else:
             counts = Counter(_point_count(ann) for ann in annotations if isinstance(ann, dict))
             self._points = next((n for n, _ in counts.most_common() if n), 0)

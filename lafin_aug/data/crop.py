@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from lafin_aug.data.base import Face
-from lafin_aug.landmarks import flip_landmarks
+from lafin_aug.landmarks import LandmarkSchema, flip_landmarks
 
 #: LaFIn's expansion of the landmark box on each side, as a fraction of its width/height.
 EXPAND = 0.3
@@ -132,8 +132,9 @@ def crop_face(image: np.ndarray | Face, landmarks: np.ndarray | None = None,
     return CroppedFace(warp_image(image, affine, (size, size)), apply_affine(landmarks, affine), affine)
 
 
-def flip_face(face: Face) -> Face:
-    """The face mirrored left-right: image columns reversed, landmarks mirrored and re-labelled.
+def flip_face(face: Face, schema: LandmarkSchema | str | None = None) -> Face:
+    """The face mirrored left-right: image columns reversed, landmarks mirrored and re-labelled by
+    `schema` (or its name; None: the registered schema with the face's point count).
 
     meta["flipped"] is toggled, and a meta["crop_affine"] is composed with the mirror.
     """
@@ -142,4 +143,4 @@ def flip_face(face: Face) -> Face:
     if "crop_affine" in meta:
         mirror = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])
         meta["crop_affine"] = compose_affine(mirror, np.asarray(meta["crop_affine"], dtype=np.float64))
-    return Face(np.ascontiguousarray(face.image[:, ::-1]), flip_landmarks(face.landmarks, width), meta)
+    return Face(np.ascontiguousarray(face.image[:, ::-1]), flip_landmarks(face.landmarks, width, schema), meta)

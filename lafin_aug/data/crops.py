@@ -13,7 +13,7 @@ from lafin_aug.data.crop import crop_face
 from lafin_aug.data.masks import MaskConfig, make_mask
 from lafin_aug.data.spec import DatasetSpec, open_reader
 from lafin_aug.images import to_tensor
-from lafin_aug.landmarks import flip_landmarks, schema_for
+from lafin_aug.landmarks import flip_landmarks, resolve_schema
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class FaceCrops:
     """Face crops of one reader: images [N,S,S,3] uint8, landmarks [N,P,2] float32, reader indices [N],
-    and `skipped`, a one-line account of the records the reader skipped ("" when none)."""
+    `skipped`, a one-line account of the records the reader skipped ("" when none), and `schema`, the
+    name of the landmarks' schema (None: the registered schema with P points)."""
 
     images: np.ndarray
     landmarks: np.ndarray
     source_index: np.ndarray
     skipped: str = ""
+    schema: str | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -41,7 +43,8 @@ class FaceCrops:
 
     def subset(self, indices: np.ndarray) -> FaceCrops:
         """The crops at `indices` (e.g. a fraction of the training set)."""
-        return FaceCrops(self.images[indices], self.landmarks[indices], self.source_index[indices], self.skipped)
+        return FaceCrops(self.images[indices], self.landmarks[indices], self.source_index[indices], self.skipped,
+                         self.schema)
 
 
 def crop_dataset(reader: FaceReader, size: int, progress: bool = True) -> FaceCrops:
@@ -61,8 +64,9 @@ def crop_dataset(reader: FaceReader, size: int, progress: bool = True) -> FaceCr
     if not images:
         raise ValueError(f"{reader.kind} dataset at {reader.root} ({reader.split}) has no usable faces"
                          + (f": {reader.skipped_summary()}" if reader.skipped.total else ""))
+    schema = reader.schema
     return FaceCrops(np.stack(images), np.stack(landmarks).astype(np.float32), np.asarray(kept, np.int64),
-                     reader.skipped_summary())
+                     reader.skipped_summary(), schema.name if schema is not None else None)
 
 
 def masked_batch(bank: FaceCrops, indices: np.ndarray, epochs: np.ndarray, seed: int,
@@ -76,10 +80,10 @@ def masked_batch(bank: FaceCrops, indices: np.ndarray, epochs: np.ndarray, seed:
     images = bank.images[indices].copy()
     landmarks = bank.landmarks[indices].copy()
     if flips is not None:
-        schema_for(bank.points)  # fail early on an unknown markup
+        schema = resolve_schema(bank.schema, bank.points)  # fail early on an unknown markup
         for k in np.flatnonzero(flips):
             images[k] = images[k, :, ::-1]
-            landmarks[k] = flip_landmarks(landmarks[k], size)
+            landmarks[k] = flip_landmarks(landmarks[k], size, schema)
     mask = np.stack([make_mask(size, seed, int(e), int(bank.source_index[i]), masks)
                      for i, e in zip(indices, epochs)])
     return {

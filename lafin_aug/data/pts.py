@@ -1,8 +1,13 @@
-"""300-W `.pts` landmark files: the parser and a reader for any folder of images with `.pts` beside them.
+"""300-W-style `.pts` landmark files: the parser and a reader for any folder of images with `.pts` beside them.
 
-Coordinates are taken exactly as written in the file, as 0-based pixel indices; no 1-based
-(MATLAB) shift is applied. The shared wild set states that its `.pts` are 0-based, and
-mmpose's COCO conversions of 300-W/300-VW carry the `.pts` values unchanged, so both agree.
+`read_pts` returns the numbers as written; where they count from is the reader's `origin`, since
+the format does not say and its producers differ. iBUG's releases (300-W, 300-VW; iBUG's menpo
+reads them) count from 1, the top-left pixel being (1, 1). Tools that write pixel indices count
+from 0: dlib, which labelled the shared wild set, and this project's `export --to pts` and `label`.
+The `pts` reader defaults to origin 0, the convention of the folders this project makes and reads
+(so an export reads back exactly and the README's figures stand); an iBUG release read through it
+takes origin=1 (`--origin 1`), and `--dataset 300w` defaults to 1. mmpose's COCO conversions of
+300-W/300-VW keep the `.pts` numbers unchanged, so they count from 1 as well.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lafin_aug.data.base import DatasetError, FaceReader, OnError, Record, outside_root, parse_points, register_reader
+from lafin_aug.landmarks import get_schema
 
 #: Image file suffixes (compared lower-case) that may carry a `.pts` file.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -105,20 +111,28 @@ def pts_records(folder: Path, points: int) -> Iterator[Record | DatasetError]:
 
 @register_reader
 class PtsReader(FaceReader):
-    """Every image under `root` (jpg/jpeg/png/bmp) that has a same-stem `.pts` file, in sorted path order."""
+    """Every image under `root` (jpg/jpeg/png/bmp) that has a same-stem `.pts` file, in sorted path order.
+
+    `schema` names the landmark schema (its count is the points per face); `points` alone sets the
+    count (the schema is then the one registered with it, if any); neither: iBUG 68. `origin`
+    (default 0, see the module docstring): where the files count pixels from.
+    """
 
     kind = "pts"
 
     def __init__(self, root: str | Path | None, split: str = "train", on_error: OnError = "skip",
-                 points: int = 68):
+                 points: int | None = None, schema: str | None = None, origin: int | None = None):
         if root is None:
             raise ValueError("the pts reader needs a root folder (--root)")
-        self._points = points
-        super().__init__(root, split, on_error)
+        self.schema_name = "ibug68" if schema is None and points is None else schema
+        self._points = get_schema(self.schema_name).num_points if self.schema_name is not None else points
+        if points is not None and points != self._points:
+            raise ValueError(f"pts: schema {self.schema_name!r} has {self._points} points, not {points}")
+        super().__init__(root, split, on_error, origin)
 
     @property
     def points(self) -> int:
-        """Landmarks per face (68 unless given)."""
+        """Landmarks per face."""
         return self._points
 
     def _scan(self) -> Iterator[Record | DatasetError]:

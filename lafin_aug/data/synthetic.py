@@ -153,6 +153,7 @@ class SyntheticReader(FaceReader):
 
     kind = "synthetic"
     splits = ("train", "test")
+    schema_name = "ibug68"
 
     def __init__(self, root: str | Path | None = None, split: str = "train", on_error: OnError = "skip",
                  count: int = 512, seed: int = 0, size: int = 256):
@@ -162,10 +163,6 @@ class SyntheticReader(FaceReader):
             raise ValueError(f"synthetic: size must be at least 32 pixels, not {size}")
         self.count, self.seed, self.size = count, seed, size
         super().__init__(root, split, on_error)
-
-    @property
-    def points(self) -> int:
-        return 68
 
     def _scan(self) -> Iterator[Record | DatasetError]:
         source = f"synthetic:{self.split}:seed={self.seed}"

@@ -13,7 +13,7 @@ import numpy as np
 
 from lafin_aug.config import Config
 from lafin_aug.data.crop import apply_affine
-from lafin_aug.landmarks import flip_landmarks
+from lafin_aug.landmarks import LandmarkSchema, flip_landmarks
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,14 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, config: Transform
 
 
 def transform_face(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
-                 config: TransformConfig = TransformConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """One randomly augmented copy of a square crop and its [P,2] landmarks."""
+                 config: TransformConfig = TransformConfig(),
+                 schema: LandmarkSchema | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One randomly augmented copy of a square crop and its [P,2] landmarks (`schema` re-labels a flip;
+    None: the registered schema with P points)."""
     size = image.shape[0]
     if config.flip and rng.random() < config.flip:
         image = np.ascontiguousarray(image[:, ::-1])
-        landmarks = flip_landmarks(landmarks, size)
+        landmarks = flip_landmarks(landmarks, size, schema)
     if config.rotation or config.scale or config.shift:
         affine = rotation_affine(size, rng.uniform(-config.rotation, config.rotation),
                                  1 + rng.uniform(-config.scale, config.scale),

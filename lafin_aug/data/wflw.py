@@ -5,7 +5,7 @@ Layout under the root::
     WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_{train,test}.txt
     WFLW_images/<event>/<image>.jpg
 
-A line holds 196 coordinates (x0 y0 ... x97 y97, 0-based pixels, used as given), the box
+A line holds 196 coordinates (x0 y0 ... x97 y97, 0-based pixels: origin 0 by default), the box
 x1 y1 x2 y2, the flags pose expression illumination make-up occlusion blur (0/1), and the image
 name relative to WFLW_images.
 """
@@ -59,19 +59,19 @@ class WFLWReader(FaceReader):
     """WFLW faces of one split: train, test, or a test subset test_<attribute> (lines whose flag is 1).
 
     The root defaults to $LAFIN_AUG_WFLW_ROOT, else `data/WFLW`. Meta: box [x1, y1, x2, y2],
-    attributes {name: 0/1}, image (name relative to WFLW_images).
+    attributes {name: 0/1}, image (name relative to WFLW_images). `origin` (default 0): where the
+    list's coordinates count from.
     """
 
     kind = "wflw"
     splits = ("train", "test") + tuple(f"test_{name}" for name in ATTRIBUTES)
+    test_splits = splits[1:]
+    schema_name = "wflw98"
 
-    def __init__(self, root: str | Path | None = None, split: str = "train", on_error: OnError = "skip"):
-        super().__init__(root if root is not None else os.environ.get(ROOT_ENV) or DEFAULT_ROOT, split, on_error)
-
-    @property
-    def points(self) -> int:
-        """WFLW has 98 points."""
-        return 98
+    def __init__(self, root: str | Path | None = None, split: str = "train", on_error: OnError = "skip",
+                 origin: int | None = None):
+        super().__init__(root if root is not None else os.environ.get(ROOT_ENV) or DEFAULT_ROOT, split, on_error,
+                         origin)
 
     def _scan(self) -> Iterator[Record | DatasetError]:
         assert self.root is not None
