@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
+from tqdm import tqdm
 
 from lafin_aug.data.spec import open_reader
 
@@ -21,13 +25,35 @@ from .train import train
 USER_ERRORS = (ValueError, OSError)
 
 
+@contextmanager
+def progress_bars_off() -> Iterator[None]:
+    """Every tqdm bar in this process disabled until the block ends. The library passes
+    ``disable=not progress`` explicitly, which beats tqdm's own non-terminal detection and its
+    TQDM_DISABLE variable, so the disabling is forced here for the command's duration."""
+    original = vars(tqdm)["__init__"]
+    init = tqdm.__init__
+
+    def quiet(self: tqdm, *args: object, **kwargs: object) -> None:
+        init(self, *args, **{**kwargs, "disable": True})
+
+    tqdm.__init__ = quiet
+    try:
+        yield
+    finally:
+        tqdm.__init__ = original
+
+
 class Commands(click.Group):
     """The command group: expected failures print `Error: ...` (the message names the file) and exit 1;
-    `--debug` (or `-v`) shows the traceback instead; Ctrl-C exits 130 with where to continue."""
+    `--debug` (or `-v`) shows the traceback instead; Ctrl-C exits 130 with where to continue.
+    Progress bars show only when stderr is a terminal (in logs they would be carriage-return noise)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            if sys.stderr.isatty():
+                return super().invoke(ctx)
+            with progress_bars_off():
+                return super().invoke(ctx)
         except USER_ERRORS as exc:
             if ctx.params.get("debug") or ctx.params.get("verbose"):
                 raise

@@ -6,12 +6,15 @@ IterableDataset that streams them into any detector's training loop.
   checks the writer and both readers share;
 - :mod:`lafin_aug.shards.verify`: verify_shards and its VerifyReport, completeness against
   ``shards_planned``, stale temporaries of interrupted writes;
-- :mod:`lafin_aug.shards.dataset`: AugmentedShards and to_record, splitting and shuffling, and
-  what is refused where (with the checksum's measured cost).
+- :mod:`lafin_aug.shards.dataset`: AugmentedShards and to_record, and what is refused where (with
+  the checksum's measured cost);
+- :mod:`lafin_aug.shards.split`: the split of one pass over ranks and DataLoader workers and the
+  shuffle buffer, shared by AugmentedShards and OnTheFlyAugment.
 
 Re-exported here are the names imported from ``lafin_aug.shards`` elsewhere; anything else is
 imported from its module.
 """
+from lafin_aug.shards.adapters import ArrayTransform, albumentations_transform
 from lafin_aug.shards.dataset import AugmentedShards, to_record
 from lafin_aug.shards.format import (COMPRESSIONS, DEFAULT_COMPRESSION, DEFAULT_MASK_COMPRESSION, MANIFEST_NAME,
                                      RUN_CONFIG_NAME, ManifestRow, ShardFormatError, ShardHeader, open_shard,
@@ -25,10 +28,12 @@ __all__ = [
     "DEFAULT_MASK_COMPRESSION",
     "MANIFEST_NAME",
     "RUN_CONFIG_NAME",
+    "ArrayTransform",
     "AugmentedShards",
     "ManifestRow",
     "ShardFormatError",
     "ShardHeader",
+    "albumentations_transform",
     "open_shard",
     "read_manifest",
     "read_run_config",
