@@ -96,12 +96,13 @@ class InpaintLoss(nn.Module):
     """The generator objective. forward(...) -> dict of unweighted terms plus the weighted "total".
 
     `vgg` is a VGG19Features (lafin_aug.models.vgg.load_vgg19) or None ("off"), in which case
-    perceptual and style are logged as 0 and do not enter the total.
+    perceptual and style are logged as 0 and do not enter the total. The VGG network and its inputs
+    are put in channels_last memory format (its convolutions' fast layout).
     """
 
     def __init__(self, vgg: nn.Module | None, weights: InpaintLossWeights | None = None):
         super().__init__()
-        self.vgg = vgg
+        self.vgg = vgg if vgg is None else vgg.to(memory_format=torch.channels_last)
         self.weights = weights or InpaintLossWeights()
 
     def forward(self, generated: torch.Tensor, composited: torch.Tensor, target: torch.Tensor,
@@ -114,8 +115,8 @@ class InpaintLoss(nn.Module):
             terms["perceptual"] = terms["style"] = torch.zeros((), device=generated.device)
         else:
             with torch.no_grad():
-                target_features = self.vgg(target)
-            both = self.vgg(torch.cat([generated, composited]))
+                target_features = self.vgg(target.contiguous(memory_format=torch.channels_last))
+            both = self.vgg(torch.cat([generated, composited]).contiguous(memory_format=torch.channels_last))
             generated_features = [f[: len(generated)] for f in both]
             composited_features = [f[len(generated):] for f in both]
             terms["perceptual"] = perceptual_loss(generated_features, target_features)

@@ -4,6 +4,7 @@ Input: image [B,3,H,W] RGB in [0,1] (mapped to [-1,1] inside) and its landmark m
 (`lafin_aug.models.conditioning.landmark_map`, drawn with the generator's radius).
 Output: raw logits [B,1,H/8-2,W/8-2], 30x30 for 256x256 input, each scoring one 70x70 patch;
 there is no sigmoid: the LSGAN losses in lafin_aug.losses take the logits as they are.
+Weights and activations are channels_last (see lafin_aug.inpainters.lafin.generator).
 
 Layout (w = width, default 64), 4x4 convs, padding 1, spectral norm on every conv (the
 attention's 1x1 projections included), leaky ReLU 0.2 after all but the last:
@@ -44,9 +45,10 @@ class PatchDiscriminator(nn.Module):
         self.conv5 = _conv(8 * width, 1, 1)
         for conv in [m for m in self.modules() if isinstance(m, nn.Conv2d)]:
             spectral_norm(conv)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, image: torch.Tensor, landmark_map: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([image * 2 - 1, landmark_map.to(image.dtype)], dim=1)
+        x = torch.cat([image * 2 - 1, landmark_map.to(image.dtype)], dim=1).contiguous(memory_format=torch.channels_last)
         x = self.conv2(self.conv1(x))
         x = self.attention(x)
         return self.conv5(self.conv4(self.conv3(x)))

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lafin_aug.models.blocks import InstanceNorm
+
 
 def _window_counts(valid: torch.Tensor, channels: int, ones: torch.Tensor, stride: int,
                    padding: int) -> torch.Tensor:
@@ -49,7 +51,8 @@ class PartialConv2d(nn.Module):
     `valid` is [B,1,H,W] (the same map for every channel of x) or [B,C_in,H,W] (one map per
     channel, as for the concatenation of two feature maps with their own valid maps).
     Missing pixels of x never reach the output, whatever they hold (NaN included). The
-    renormalisation ratio is computed in float32; under autocast the output has the conv's dtype.
+    renormalisation ratio is computed in float32 and applied in the conv's dtype (bf16 under
+    autocast, where it is exact for fully known windows, ratio 1, and within one rounding elsewhere).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -68,11 +71,11 @@ class PartialConv2d(nn.Module):
         raw = self.conv(torch.where(valid > 0.5, x, torch.zeros((), dtype=x.dtype, device=x.device)))
         counts = _window_counts(valid, channels, self.ones, self.conv.stride[0], self.conv.padding[0])
         covered = counts > 0.5
-        ratio = torch.where(covered, self.area / counts.clamp(min=1.0), torch.zeros_like(counts))
-        out = raw.float() * ratio
-        if self.bias is not None:
-            out = out + self.bias.float().view(1, -1, 1, 1) * covered
-        return out.to(raw.dtype), covered.to(valid.dtype)
+        ratio = torch.where(covered, self.area / counts.clamp(min=1.0), torch.zeros_like(counts)).to(raw.dtype)
+        if self.bias is None:
+            return raw * ratio, covered.to(valid.dtype)
+        return torch.addcmul(raw * ratio, self.bias.to(raw.dtype).view(1, -1, 1, 1), covered.to(raw.dtype)), \
+            covered.to(valid.dtype)
 
 
 class GatedConv2d(nn.Module):
@@ -110,14 +113,14 @@ class GatedResBlock(nn.Module):
 class SPADE(nn.Module):
     """IN(x) * (1 + gamma(cond)) + beta(cond) (Park et al. 2019), same shape as x.
 
-    IN is InstanceNorm2d without affine parameters or running statistics (same in train() and
+    IN is instance norm without affine parameters or running statistics (same in train() and
     eval()); gamma and beta are 3x3 convs over a shared 3x3 conv + ReLU of `hidden` channels.
     `cond` [B,cond_channels,h,w] is resized to x's H, W (nearest) when its size differs.
     """
 
     def __init__(self, channels: int, cond_channels: int, hidden: int = 64):
         super().__init__()
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.norm = InstanceNorm(channels)
         self.shared = nn.Sequential(nn.Conv2d(cond_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)

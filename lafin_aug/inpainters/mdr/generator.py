@@ -25,7 +25,8 @@ Data flow (c = style_channels, w = width; resolutions relative to the input):
              [MREM features, parsing map], upsample + gated conv + SPADE block at 1/2, upsample +
              gated conv at 1, 3x3 conv, sigmoid                                           1
 The parsing map also conditions the SPADE blocks directly (our choice: it is the landmark
-guidance, and the paper's decoder layers are unspecified).
+guidance, and the paper's decoder layers are unspecified). Weights and activations are channels_last
+(see lafin_aug.inpainters.lafin.generator).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from lafin_aug.inpainters.mdr.coarse import PartialConvUNet
 from lafin_aug.inpainters.mdr.config import MDRConfig
 from lafin_aug.inpainters.mdr.memory import DisentangledMemory, region_pool
 from lafin_aug.inpainters.mdr.mrem import MaskedCorrelationMining, broadcast, fuse
+from lafin_aug.models.blocks import InstanceNorm
 
 #: a class counts as present in a region when it covers this much of a 1/4-scale cell
 PRESENT_MASS = 1e-3
@@ -52,8 +54,8 @@ class StyleEncoder(nn.Module):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(3, width, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.InstanceNorm2d(2 * width), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * width, channels, 4, 2, 1), nn.InstanceNorm2d(channels), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), InstanceNorm(2 * width), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * width, channels, 4, 2, 1), InstanceNorm(channels), nn.LeakyReLU(0.2),
             nn.Conv2d(channels, channels, 3, padding=1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -97,6 +99,7 @@ class MDRGenerator(nn.Module):
         self.mcm = MaskedCorrelationMining(config.style_channels, config.patch)
         self.refine = GuidedRefinement(config.width, config.blocks, config.spade_blocks,
                                        config.style_channels + classes)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, conditions: Conditions) -> torch.Tensor:
         return self.run(image, mask, conditions)["output"]
@@ -105,8 +108,9 @@ class MDRGenerator(nn.Module):
             train_coarse: bool = False) -> dict[str, torch.Tensor]:
         """Every stage's result: coarse (P), composited coarse (P'), output; `update_memory` applies
         Eq. 1-3 first (training), `train_coarse` lets gradients reach the coarse network."""
-        classes = self._check_inputs(image, mask, conditions)
-        hole = (mask > 0.5).to(image.dtype)
+        classes = self._check_inputs(image, mask, conditions).contiguous(memory_format=torch.channels_last)
+        image = image.contiguous(memory_format=torch.channels_last)
+        hole = (mask > 0.5).to(image.dtype).contiguous(memory_format=torch.channels_last)
         with torch.set_grad_enabled(train_coarse and torch.is_grad_enabled()):
             coarse = self.coarse(image, hole)
         composited = composite(coarse.to(image.dtype), image, hole)
